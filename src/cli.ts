@@ -1,0 +1,102 @@
+import { parseArgs } from 'node:util';
+import { readConfigFile } from './config/load.js';
+import { normalizeConfig } from './config/normalize.js';
+import { PLUGINS } from './plugins/registry.js';
+import { ConfigError } from './lib/errors.js';
+import { parseListen, parseWorkers, runNode } from './main.js';
+import { runDemo } from './demo/demo.js';
+import { VERSION } from './lib/version.js';
+
+const USAGE = `gatehouse ${VERSION}
+
+Usage:
+  gatehouse start [--config FILE] [--proxy-listen HOST:PORT] [--admin-listen HOST:PORT|off]
+                  [--workers N|auto] [--grace-period SECONDS]
+  gatehouse config validate FILE
+  gatehouse demo              start the demo services and a gateway in front of them
+  gatehouse version
+
+Environment: GATEHOUSE_CONFIG, GATEHOUSE_PROXY_LISTEN, GATEHOUSE_ADMIN_LISTEN, GATEHOUSE_WORKERS,
+GATEHOUSE_GRACE_PERIOD, GATEHOUSE_LOG_LEVEL. Flags win over the environment.
+Defaults: --config ./gatehouse.yaml, --proxy-listen 0.0.0.0:8000, --admin-listen 127.0.0.1:8001, --workers 1.`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === 'help' || command === '--help' || command === '-h') {
+    console.log(USAGE);
+    return command ? 0 : 2;
+  }
+  if (command === 'version' || command === '--version') {
+    console.log(VERSION);
+    return 0;
+  }
+  if (command === 'config') {
+    const [sub, file, ...extra] = rest;
+    if (sub !== 'validate' || !file || extra.length) {
+      console.error('usage: gatehouse config validate FILE');
+      return 2;
+    }
+    try {
+      const normal = normalizeConfig(await readConfigFile(file), PLUGINS);
+      console.log(`${file}: valid (${normal.services.length} services, ${normal.routes.length} routes, ${normal.plugins.length} plugins, ${normal.consumers.length} consumers)`);
+      return 0;
+    } catch (err) {
+      if (err instanceof ConfigError) {
+        console.error(`${file}: invalid`);
+        for (const e of err.errors) console.error(`  ${e}`);
+        return 1;
+      }
+      throw err;
+    }
+  }
+  if (command === 'demo') {
+    await runDemo();
+    return -1;
+  }
+  if (command === 'start') {
+    const { values } = parseArgs({
+      args: rest,
+      options: {
+        config: { type: 'string', short: 'c' },
+        'proxy-listen': { type: 'string' },
+        'admin-listen': { type: 'string' },
+        workers: { type: 'string', short: 'w' },
+        'grace-period': { type: 'string' },
+      },
+      strict: true,
+    });
+    const env = process.env;
+    const adminValue = values['admin-listen'] ?? env.GATEHOUSE_ADMIN_LISTEN ?? '127.0.0.1:8001';
+    const grace = Number(values['grace-period'] ?? env.GATEHOUSE_GRACE_PERIOD ?? 10);
+    try {
+      if (!Number.isFinite(grace) || grace < 0) throw new ConfigError([`grace-period: expected seconds, got "${values['grace-period'] ?? env.GATEHOUSE_GRACE_PERIOD}"`]);
+      await runNode({
+        configPath: values.config ?? env.GATEHOUSE_CONFIG ?? './gatehouse.yaml',
+        proxyListen: parseListen(values['proxy-listen'] ?? env.GATEHOUSE_PROXY_LISTEN ?? '0.0.0.0:8000', 'proxy listen'),
+        adminListen: adminValue === 'off' ? null : parseListen(adminValue, 'admin listen'),
+        workers: parseWorkers(values.workers ?? env.GATEHOUSE_WORKERS ?? '1'),
+        graceMs: grace * 1000,
+      });
+    } catch (err) {
+      if (err instanceof ConfigError) {
+        console.error('gatehouse: cannot start:');
+        for (const e of err.errors) console.error(`  ${e}`);
+        return 1;
+      }
+      throw err;
+    }
+    return -1;
+  }
+  console.error(`unknown command "${command}"\n\n${USAGE}`);
+  return 2;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exit(code);
+  },
+  (err) => {
+    console.error(`gatehouse: ${(err as Error).stack ?? err}`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,181 @@
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+
+/**
+ * The declarative config, Kong 3.x shape (`_format_version: "3.0"`), with Kong's field names and
+ * defaults. One declaration: Ajv validates against it (filling defaults), TypeScript derives the
+ * types, docs/configuration.md is written from its descriptions.
+ */
+
+const Tags = Type.Array(Type.String({ minLength: 1, maxLength: 128 }), { description: 'Free-form labels.' });
+const Id = Type.String({ minLength: 1, description: 'Entity id (uuid). Generated deterministically from the name when absent.' });
+const Name = Type.String({
+  minLength: 1,
+  pattern: '^[A-Za-z0-9._~-]+$',
+  'x-message': 'must contain only letters, digits, ".", "_", "~" and "-"',
+  description: 'Unique name.',
+});
+const Timeout = (description: string) =>
+  Type.Integer({ minimum: 1, maximum: 2147483646, default: 60000, description });
+const Ref = Type.Union([Type.String({ minLength: 1 }), Type.Object({ id: Type.Optional(Type.String()), name: Type.Optional(Type.String()), username: Type.Optional(Type.String()) }, { additionalProperties: false })], {
+  description: 'Reference by id or name: "name" or {"id": ...} / {"name": ...}.',
+});
+
+export const PluginEntity = Type.Object(
+  {
+    id: Type.Optional(Id),
+    name: Type.String({ minLength: 1, description: 'Plugin name, e.g. "correlation-id".' }),
+    instance_name: Type.Optional(Type.String()),
+    enabled: Type.Boolean({ default: true }),
+    config: Type.Record(Type.String(), Type.Unknown(), { default: {}, description: "The plugin's own settings (see docs/plugins)." }),
+    protocols: Type.Optional(Type.Array(Type.Union([Type.Literal('http'), Type.Literal('https'), Type.Literal('grpc'), Type.Literal('grpcs'), Type.Literal('ws'), Type.Literal('wss'), Type.Literal('tcp'), Type.Literal('tls'), Type.Literal('udp')]))),
+    service: Type.Optional(Ref),
+    route: Type.Optional(Ref),
+    consumer: Type.Optional(Ref),
+    ordering: Type.Optional(Type.Unknown()),
+    tags: Type.Optional(Tags),
+  },
+  { additionalProperties: false },
+);
+
+const Protocol = Type.Union(
+  ['http', 'https', 'grpc', 'grpcs', 'ws', 'wss', 'tcp', 'tls', 'tls_passthrough', 'udp'].map((p) => Type.Literal(p)),
+  { 'x-message': 'must be one of: http, https, grpc, grpcs, ws, wss, tcp, tls, tls_passthrough, udp' },
+);
+
+const routeFields = {
+  id: Type.Optional(Id),
+  name: Type.Optional(Name),
+  hosts: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: 'Hosts to match; one leading or trailing "*" wildcard allowed.' })),
+  paths: Type.Optional(Type.Array(Type.String(), { description: 'Path prefixes; a leading "~" makes a regex (named captures allowed).' })),
+  methods: Type.Optional(Type.Array(Type.String({ pattern: '^[A-Z]+$', 'x-message': 'must be an upper-case HTTP method' }))),
+  headers: Type.Optional(Type.Record(Type.String(), Type.Array(Type.String()), { description: 'Header name -> accepted values (any one matches; "~*" prefix: case-insensitive regex).' })),
+  snis: Type.Optional(Type.Array(Type.String())),
+  sources: Type.Optional(Type.Array(Type.Unknown())),
+  destinations: Type.Optional(Type.Array(Type.Unknown())),
+  protocols: Type.Array(Protocol, { default: ['http', 'https'], minItems: 1 }),
+  strip_path: Type.Boolean({ default: true }),
+  preserve_host: Type.Boolean({ default: false }),
+  regex_priority: Type.Integer({ default: 0 }),
+  path_handling: Type.Union([Type.Literal('v0'), Type.Literal('v1')], { default: 'v0', 'x-message': 'must be one of: v0, v1' }),
+  https_redirect_status_code: Type.Union([426, 301, 302, 307, 308].map((c) => Type.Literal(c)), {
+    default: 426,
+    'x-message': 'must be one of: 426, 301, 302, 307, 308',
+  }),
+  request_buffering: Type.Boolean({ default: true }),
+  response_buffering: Type.Boolean({ default: true }),
+  tags: Type.Optional(Tags),
+  plugins: Type.Optional(Type.Array(PluginEntity)),
+  created_at: Type.Optional(Type.Number()),
+  updated_at: Type.Optional(Type.Number()),
+};
+
+export const NestedRouteEntity = Type.Object(routeFields, { additionalProperties: false });
+export const RouteEntity = Type.Object({ ...routeFields, service: Type.Optional(Ref) }, { additionalProperties: false });
+
+export const ServiceEntity = Type.Object(
+  {
+    id: Type.Optional(Id),
+    name: Type.Optional(Name),
+    url: Type.Optional(Type.String({ description: 'Shorthand for protocol, host, port and path.' })),
+    protocol: Type.Optional(Protocol),
+    host: Type.Optional(Type.String({ minLength: 1 })),
+    port: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+    path: Type.Optional(Type.String({ pattern: '^/', 'x-message': 'must start with "/"' })),
+    retries: Type.Integer({ minimum: 0, maximum: 32767, default: 5 }),
+    connect_timeout: Timeout('Milliseconds to establish a connection to the upstream.'),
+    write_timeout: Timeout('Milliseconds between two successive writes of the request to the upstream.'),
+    read_timeout: Timeout('Milliseconds between two successive reads of the upstream response.'),
+    enabled: Type.Boolean({ default: true }),
+    tls_verify: Type.Optional(Type.Boolean()),
+    tls_verify_depth: Type.Optional(Type.Integer()),
+    ca_certificates: Type.Optional(Type.Array(Type.String())),
+    client_certificate: Type.Optional(Ref),
+    tags: Type.Optional(Tags),
+    routes: Type.Optional(Type.Array(NestedRouteEntity)),
+    plugins: Type.Optional(Type.Array(PluginEntity)),
+    created_at: Type.Optional(Type.Number()),
+    updated_at: Type.Optional(Type.Number()),
+  },
+  { additionalProperties: false },
+);
+
+/** Credentials and consumers are validated loosely here; the auth issue owns their full schemas. */
+const Credential = Type.Record(Type.String(), Type.Unknown());
+export const ConsumerEntity = Type.Object(
+  {
+    id: Type.Optional(Id),
+    username: Type.Optional(Type.String({ minLength: 1 })),
+    custom_id: Type.Optional(Type.String({ minLength: 1 })),
+    tags: Type.Optional(Tags),
+    plugins: Type.Optional(Type.Array(PluginEntity)),
+    keyauth_credentials: Type.Optional(Type.Array(Credential)),
+    basicauth_credentials: Type.Optional(Type.Array(Credential)),
+    jwt_secrets: Type.Optional(Type.Array(Credential)),
+    hmacauth_credentials: Type.Optional(Type.Array(Credential)),
+    acls: Type.Optional(Type.Array(Credential)),
+    created_at: Type.Optional(Type.Number()),
+    updated_at: Type.Optional(Type.Number()),
+  },
+  { additionalProperties: false },
+);
+
+const Loose = (description: string) => Type.Record(Type.String(), Type.Unknown(), { description });
+
+/** Node-level settings (Kong keeps these in kong.conf); optional, hot-reloadable. */
+export const GatehouseSettings = Type.Object(
+  {
+    trusted_ips: Type.Array(Type.String(), {
+      default: [],
+      description: 'Peers (IPs or CIDRs; "0.0.0.0/0" and "::/0" for all) whose X-Forwarded-* and real_ip_header are believed.',
+    }),
+    real_ip_header: Type.String({ default: 'x-forwarded-for', description: 'Header carrying the client address when the peer is trusted.' }),
+    real_ip_recursive: Type.Boolean({ default: false, description: 'Take the last untrusted address in real_ip_header instead of the last one.' }),
+    headers: Type.Array(
+      Type.Union(['server_tokens', 'latency_tokens', 'X-Gatehouse-Request-Id', 'Via', 'Server', 'X-Gatehouse-Upstream-Latency', 'X-Gatehouse-Proxy-Latency', 'X-Gatehouse-Response-Latency', 'off'].map((h) => Type.Literal(h))),
+      { default: ['server_tokens', 'latency_tokens', 'X-Gatehouse-Request-Id'], description: 'Response headers the gateway adds (as Kong\'s `headers`): "off" for none.' },
+    ),
+    headers_upstream: Type.Array(Type.Union([Type.Literal('X-Gatehouse-Request-Id'), Type.Literal('off')]), {
+      default: ['X-Gatehouse-Request-Id'],
+      description: 'Headers the gateway adds to upstream requests.',
+    }),
+    access_log: Type.Boolean({ default: true, description: 'One JSON line per request on stdout.' }),
+    max_request_body_buffer: Type.Integer({ minimum: 1024, default: 8388608, description: 'Largest request body a plugin may buffer (bytes); larger -> 413.' }),
+    max_response_body_buffer: Type.Integer({ minimum: 1024, default: 8388608, description: 'Largest response body a plugin may buffer (bytes); larger is passed through untransformed.' }),
+    upstream_keepalive_pool_size: Type.Integer({ minimum: 1, default: 512, description: 'Most pooled connections per upstream host and worker.' }),
+    upstream_keepalive_idle_timeout: Type.Integer({ minimum: 0, default: 60000, description: 'Milliseconds an idle upstream connection stays pooled.' }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+export const DeclarativeConfigSchema = Type.Object(
+  {
+    _format_version: Type.Literal('3.0', { 'x-message': 'must be "3.0"' }),
+    _transform: Type.Optional(Type.Boolean()),
+    _comment: Type.Optional(Type.String()),
+    _workspace: Type.Optional(Type.String()),
+    _gatehouse: GatehouseSettings,
+    services: Type.Array(ServiceEntity, { default: [] }),
+    routes: Type.Array(RouteEntity, { default: [] }),
+    consumers: Type.Array(ConsumerEntity, { default: [] }),
+    plugins: Type.Array(PluginEntity, { default: [] }),
+    upstreams: Type.Array(Loose('Load-balancing upstreams (owned by the load-balancing issue).'), { default: [] }),
+    targets: Type.Array(Loose('Targets of upstreams.'), { default: [] }),
+    certificates: Type.Array(Loose('TLS certificates (owned by the TLS issue).'), { default: [] }),
+    ca_certificates: Type.Array(Loose('CA certificates.'), { default: [] }),
+    snis: Type.Array(Loose('SNIs of certificates.'), { default: [] }),
+    keyauth_credentials: Type.Array(Credential, { default: [] }),
+    basicauth_credentials: Type.Array(Credential, { default: [] }),
+    jwt_secrets: Type.Array(Credential, { default: [] }),
+    hmacauth_credentials: Type.Array(Credential, { default: [] }),
+    acls: Type.Array(Credential, { default: [] }),
+    vaults: Type.Optional(Type.Array(Type.Unknown())),
+  },
+  { additionalProperties: false },
+);
+
+export type DeclarativeConfig = Static<typeof DeclarativeConfigSchema>;
+export type ServiceConfig = Static<typeof ServiceEntity>;
+export type RouteConfig = Static<typeof RouteEntity>;
+export type PluginConfig = Static<typeof PluginEntity>;
+export type SettingsConfig = Static<typeof GatehouseSettings>;
+export type AnySchema = TSchema;

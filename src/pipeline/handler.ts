@@ -1,0 +1,579 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import type { Dispatcher } from 'undici';
+import { performance } from 'node:perf_hooks';
+import { Exchange, type HeaderMap, type LocalReply, type Outcome } from './exchange.js';
+import { errorReply } from './reply.js';
+import type { RequestIds } from './request-ids.js';
+import type { BoundPlugin, PluginChain, Snapshot } from '../config/snapshot.js';
+import type { SnapshotHolder } from '../runtime/holder.js';
+import type { Logger } from '../observability/logger.js';
+import { normalizePath } from '../lib/path.js';
+import { upstreamPathV0, upstreamPathV1 } from '../router/upstream-path.js';
+import { requestHeadersForUpstream, responseHeadersForClient } from '../proxy/headers.js';
+import { EMPTY_CHAIN } from '../config/compile.js';
+
+export interface HandlerDeps {
+  holder: SnapshotHolder;
+  logger: Logger;
+  ids: RequestIds;
+  version: string;
+  /** Counters read by the admin /status endpoint. */
+  stats: { requests: number };
+}
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
+const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'EADDRNOTAVAIL']);
+const TIMEOUT_ERRORS = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
+
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function';
+}
+
+function elapsed(since: number): number {
+  return Math.round(performance.now() - since);
+}
+
+/**
+ * The request path: parse and normalise, route, run plugin phases, forward, stream the answer
+ * back. One instance per gateway; all per-request state lives on the Exchange.
+ */
+export class RequestHandler {
+  private readonly deps: HandlerDeps;
+  private readonly via: string;
+  private readonly server: string;
+
+  constructor(deps: HandlerDeps) {
+    this.deps = deps;
+    this.via = `gatehouse/${deps.version}`;
+    this.server = `gatehouse/${deps.version}`;
+  }
+
+  /** Entry point for node:http 'request'. */
+  handle(req: IncomingMessage, res: ServerResponse): void {
+    const snap = this.deps.holder.acquire();
+    this.deps.stats.requests++;
+    const ex = new Exchange(req, res, this.deps.ids.next(), performance.now());
+    res.once('close', () => this.finish(ex, snap));
+    try {
+      const pending = this.process(ex, snap);
+      if (pending) pending.catch((err) => this.fail(ex, snap, err, undefined));
+    } catch (err) {
+      this.fail(ex, snap, err, undefined);
+    }
+  }
+
+  private process(ex: Exchange, snap: Snapshot): Promise<void> | undefined {
+    const req = ex.req;
+    const url = req.url ?? '/';
+    let target = url;
+    if (url.charCodeAt(0) !== 0x2f) {
+      // absolute-form: the listener already checked it; route on its path (its host replaced Host).
+      const m = /^https?:\/\/[^/?#]*/i.exec(url);
+      target = m ? url.slice(m[0].length) || '/' : url;
+      if (target.charCodeAt(0) === 0x3f) target = `/${target}`;
+    }
+    const q = target.indexOf('?');
+    const rawPath = q < 0 ? target : target.slice(0, q);
+    ex.query = q < 0 ? null : target.slice(q + 1);
+    const path = normalizePath(rawPath);
+    if (path === undefined) {
+      ex.res.shouldKeepAlive = false;
+      return this.reply(ex, snap, EMPTY_CHAIN, errorReply(ex, 400, 'Bad request', 'malformed request path'));
+    }
+    ex.path = path;
+
+    const socket = req.socket as TLSSocket;
+    ex.scheme = socket.encrypted ? 'https' : 'http';
+    const hostHeader = req.headers.host ?? '';
+    const colon = hostHeader.lastIndexOf(':');
+    const hasPort = colon > 0 && hostHeader.indexOf(']', colon) < 0;
+    ex.host = (hasPort ? hostHeader.slice(0, colon) : hostHeader).toLowerCase();
+    ex.hostPort = hasPort ? Number(hostHeader.slice(colon + 1)) : (socket.localPort ?? 0);
+    const peer = socket.remoteAddress ?? '';
+    ex.clientIp = this.clientIp(snap, req, peer);
+
+    const globals = snap.globalPlugins;
+    if (globals.rewrite.length) {
+      const out = this.runHooks(ex, globals.rewrite, 'rewrite', 0);
+      if (isThenable(out)) return out.then((r) => (r ? this.reply(ex, snap, globals, r) : this.route(ex, snap)));
+      if (out) return this.reply(ex, snap, globals, out);
+    }
+    return this.route(ex, snap);
+  }
+
+  private route(ex: Exchange, snap: Snapshot): Promise<void> | undefined {
+    const req = ex.req;
+    const match = snap.router.match({
+      method: req.method ?? 'GET',
+      host: ex.host,
+      port: String(ex.hostPort),
+      path: ex.path,
+      headers: req.headers,
+      sni: ex.scheme === 'https' ? (req.socket as TLSSocket).servername || undefined : undefined,
+    });
+    if (!match) return this.reply(ex, snap, snap.globalPlugins, errorReply(ex, 404, 'no Route matched with those values', 'no route'));
+    const route = match.route;
+    ex.route = route;
+    ex.uriCaptures = match.captures;
+    const chain = route.plugins;
+
+    if (!route.protocols.has(ex.scheme)) {
+      if (route.httpsRedirectStatusCode === 426) {
+        return this.reply(ex, snap, chain, errorReply(ex, 426, 'Please use HTTPS protocol', 'https required', { connection: 'Upgrade', upgrade: 'TLS/1.2, HTTP/1.1' }));
+      }
+      const location = `https://${ex.host}${req.url ?? '/'}`;
+      return this.reply(ex, snap, chain, { status: route.httpsRedirectStatusCode, headers: { location }, reason: 'https redirect' });
+    }
+    const service = route.service;
+    if (!service) return this.reply(ex, snap, chain, errorReply(ex, 503, 'no Service found with those values', 'route without service'));
+    ex.service = service;
+
+    const matchedPath = match.matchedPath;
+    ex.upstreamPath =
+      route.pathHandling === 'v1'
+        ? upstreamPathV1(service.path, ex.path, matchedPath, route.stripPath)
+        : upstreamPathV0(service.path, ex.path, matchedPath, route.stripPath);
+    ex.upstreamQuery = ex.query;
+    this.prepareUpstreamHeaders(ex, snap, route.stripPath && matchedPath !== '/' && matchedPath !== '' ? matchedPath : undefined);
+
+    if (chain.mayBufferRequest.length && this.hasBody(req) && chain.mayBufferRequest.some((p) => p.instance.needsRequestBody!(ex))) {
+      return this.bufferRequest(ex, snap).then((ok) => (ok ? this.access(ex, snap) : undefined));
+    }
+    return this.access(ex, snap);
+  }
+
+  private access(ex: Exchange, snap: Snapshot): Promise<void> | undefined {
+    const chain = ex.route!.plugins;
+    if (chain.access.length) {
+      const out = this.runHooks(ex, chain.access, 'access', 0);
+      if (isThenable(out)) {
+        return out.then((r) => {
+          if (r) return this.reply(ex, snap, chain, r);
+          this.forward(ex, snap, 0);
+          return undefined;
+        });
+      }
+      if (out) return this.reply(ex, snap, chain, out);
+    }
+    this.forward(ex, snap, 0);
+    return undefined;
+  }
+
+  /** Runs one phase's hooks in priority order; stays synchronous until a hook returns a promise. */
+  private runHooks(ex: Exchange, plugins: readonly BoundPlugin[], phase: 'rewrite' | 'access', from: number): Outcome | Promise<Outcome> {
+    for (let i = from; i < plugins.length; i++) {
+      const plugin = plugins[i]!;
+      let out: Outcome | Promise<Outcome>;
+      try {
+        out = plugin.instance[phase]!(ex);
+      } catch (err) {
+        return this.pluginError(ex, plugin, phase, err);
+      }
+      if (isThenable(out)) {
+        return (out as Promise<Outcome>).then(
+          (r) => r ?? this.runHooks(ex, plugins, phase, i + 1),
+          (err) => this.pluginError(ex, plugin, phase, err),
+        );
+      }
+      if (out) return out;
+    }
+    return undefined;
+  }
+
+  private pluginError(ex: Exchange, plugin: BoundPlugin, phase: string, err: unknown): LocalReply {
+    this.deps.logger.error({ err, plugin: plugin.name, phase, request_id: ex.requestId }, 'plugin failed');
+    return errorReply(ex, 500, 'An unexpected error occurred', `plugin ${plugin.name} failed in ${phase}`);
+  }
+
+  private clientIp(snap: Snapshot, req: IncomingMessage, peer: string): string {
+    const s = snap.settings;
+    if (s.trusted.empty || !s.trusted.has(peer)) return peer;
+    const header = req.headers[s.realIpHeader];
+    const value = Array.isArray(header) ? header.join(',') : header;
+    if (!value) return peer;
+    const hops = value.split(',').map((h) => h.trim()).filter(Boolean);
+    if (!s.realIpRecursive) return hops[hops.length - 1] ?? peer;
+    for (let i = hops.length - 1; i >= 0; i--) if (!s.trusted.has(hops[i]!)) return hops[i]!;
+    return hops[0] ?? peer;
+  }
+
+  private prepareUpstreamHeaders(ex: Exchange, snap: Snapshot, strippedPrefix: string | undefined): void {
+    const req = ex.req;
+    const h = requestHeadersForUpstream(req.rawHeaders, req.headers.connection);
+    const peer = req.socket.remoteAddress ?? '';
+    const trusted = !snap.settings.trusted.empty && snap.settings.trusted.has(peer);
+    const xff = h['x-forwarded-for'];
+    h['x-forwarded-for'] = xff === undefined ? peer : `${Array.isArray(xff) ? xff.join(', ') : xff}, ${peer}`;
+    if (!trusted || h['x-forwarded-proto'] === undefined) h['x-forwarded-proto'] = ex.scheme;
+    if (!trusted || h['x-forwarded-host'] === undefined) h['x-forwarded-host'] = ex.host;
+    if (!trusted || h['x-forwarded-port'] === undefined) h['x-forwarded-port'] = String(req.socket.localPort ?? '');
+    if (!trusted || h['x-forwarded-path'] === undefined) h['x-forwarded-path'] = ex.path;
+    if (!trusted || h['x-forwarded-prefix'] === undefined) {
+      if (strippedPrefix) h['x-forwarded-prefix'] = strippedPrefix;
+      else delete h['x-forwarded-prefix'];
+    }
+    h['x-real-ip'] = ex.clientIp;
+    if (snap.settings.viaHeader) {
+      const via = `${req.httpVersion} ${this.via}`;
+      const prev = h.via;
+      h.via = prev === undefined ? via : `${Array.isArray(prev) ? prev.join(', ') : prev}, ${via}`;
+    }
+    if (snap.settings.requestIdUpstream) h['x-gatehouse-request-id'] = ex.requestId;
+    h.host = ex.route!.preserveHost ? (req.headers.host ?? ex.service!.hostHeader) : ex.service!.hostHeader;
+    ex.upstreamHeaders = h;
+  }
+
+  private hasBody(req: IncomingMessage): boolean {
+    const cl = req.headers['content-length'];
+    return (cl !== undefined && cl !== '0') || req.headers['transfer-encoding'] !== undefined;
+  }
+
+  private bufferRequest(ex: Exchange, snap: Snapshot): Promise<boolean> {
+    const limit = snap.settings.maxRequestBodyBuffer;
+    return new Promise((resolve) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      const req = ex.req;
+      const onData = (c: Buffer) => {
+        size += c.length;
+        if (size > limit) {
+          cleanup();
+          void this.reply(ex, snap, ex.route!.plugins, errorReply(ex, 413, 'Request size limit exceeded', 'request body larger than the buffer limit'));
+          resolve(false);
+          return;
+        }
+        chunks.push(c);
+      };
+      const onEnd = () => {
+        cleanup();
+        ex.requestBody = Buffer.concat(chunks, size);
+        resolve(true);
+      };
+      const onError = () => {
+        cleanup();
+        resolve(false);
+      };
+      const cleanup = () => {
+        req.off('data', onData).off('end', onEnd).off('error', onError);
+      };
+      req.on('data', onData).on('end', onEnd).on('error', onError);
+    });
+  }
+
+  /** Sends the request upstream (attempt 0 is the first try). */
+  private forward(ex: Exchange, snap: Snapshot, attempt: number): void {
+    const service = ex.service!;
+    const req = ex.req;
+    let body: Dispatcher.DispatchOptions['body'] = null;
+    if (ex.requestBody !== undefined) {
+      body = ex.requestBody;
+      ex.upstreamHeaders['content-length'] = String(ex.requestBody.length);
+      delete ex.upstreamHeaders['transfer-encoding'];
+    } else if (this.hasBody(req)) {
+      body = req;
+    }
+    if (attempt === 0) ex.proxyLatency = elapsed(ex.startedAt);
+    const call = new UpstreamCall(this, ex, snap, attempt, performance.now());
+    const path = ex.upstreamQuery === null ? ex.upstreamPath : `${ex.upstreamPath}?${ex.upstreamQuery}`;
+    service.pool.dispatcher.dispatch(
+      {
+        path,
+        method: ex.method as Dispatcher.HttpMethod,
+        headers: ex.upstreamHeaders as Record<string, string | string[]>,
+        body,
+        headersTimeout: service.readTimeout,
+        bodyTimeout: service.readTimeout,
+      },
+      call,
+    );
+  }
+
+  /** Called by UpstreamCall when the upstream failed before a response started. */
+  upstreamFailed(ex: Exchange, snap: Snapshot, attempt: number, err: Error & { code?: string }): void {
+    if (ex.res.destroyed) return;
+    const code = err.code ?? '';
+    const connectFailure = CONNECT_ERRORS.has(code);
+    const replayable = ex.requestBody !== undefined || !this.hasBody(ex.req) || (!ex.req.readableDidRead && !ex.req.destroyed);
+    const retryable = replayable && (connectFailure || IDEMPOTENT.has(ex.method));
+    if (retryable && attempt < ex.service!.retries) {
+      this.forward(ex, snap, attempt + 1);
+      return;
+    }
+    const timeout = TIMEOUT_ERRORS.has(code);
+    this.deps.logger.warn({ err: { code, message: err.message }, request_id: ex.requestId, service: ex.service?.name, attempts: attempt + 1 }, 'upstream request failed');
+    void this.reply(
+      ex,
+      snap,
+      ex.route?.plugins ?? EMPTY_CHAIN,
+      timeout
+        ? errorReply(ex, 504, 'The upstream server is timing out', `upstream timeout (${code})`)
+        : errorReply(ex, 502, 'An invalid response was received from the upstream server', `upstream error (${code || err.message})`),
+    );
+  }
+
+  /** Status and headers from the upstream: decorate, run response hooks, then start the client response. */
+  upstreamResponded(ex: Exchange, snap: Snapshot, status: number, headers: Record<string, string | string[] | undefined>, sentAt: number): boolean | Promise<boolean> {
+    ex.upstreamLatency = elapsed(sentAt);
+    ex.status = status;
+    const h = responseHeadersForClient(headers);
+    const s = snap.settings;
+    if (s.viaHeader) {
+      const prev = h.via;
+      h.via = prev === undefined ? `1.1 ${this.via}` : `${Array.isArray(prev) ? prev.join(', ') : prev}, 1.1 ${this.via}`;
+    }
+    if (s.serverHeader && h.server === undefined) h.server = this.server;
+    if (s.upstreamLatencyHeader) h['x-gatehouse-upstream-latency'] = String(ex.upstreamLatency);
+    if (s.proxyLatencyHeader) h['x-gatehouse-proxy-latency'] = String(ex.proxyLatency);
+    if (s.requestIdHeader) h['x-gatehouse-request-id'] = ex.requestId;
+    ex.responseHeaders = h;
+    const chain = ex.route!.plugins;
+    if (chain.response.length) {
+      const out = this.runResponseHooks(ex, chain.response, 0);
+      if (isThenable(out)) return out.then(() => this.wantsResponseBody(ex, chain));
+    }
+    return this.wantsResponseBody(ex, chain);
+  }
+
+  private wantsResponseBody(ex: Exchange, chain: PluginChain): boolean {
+    if (!chain.mayBufferResponse.length || ex.req.method === 'HEAD' || ex.status === 204 || ex.status === 304) return false;
+    return chain.mayBufferResponse.some((p) => p.instance.needsResponseBody!(ex));
+  }
+
+  private runResponseHooks(ex: Exchange, plugins: readonly BoundPlugin[], from: number): void | Promise<void> {
+    for (let i = from; i < plugins.length; i++) {
+      const plugin = plugins[i]!;
+      try {
+        const out = plugin.instance.response!(ex);
+        if (isThenable(out)) {
+          return (out as Promise<void>).then(
+            () => this.runResponseHooks(ex, plugins, i + 1),
+            (err) => void this.deps.logger.error({ err, plugin: plugin.name, phase: 'response', request_id: ex.requestId }, 'plugin failed'),
+          );
+        }
+      } catch (err) {
+        this.deps.logger.error({ err, plugin: plugin.name, phase: 'response', request_id: ex.requestId }, 'plugin failed');
+      }
+    }
+  }
+
+  /** Runs body hooks over a buffered response body; returns the body to send. */
+  transformBody(ex: Exchange, body: Buffer): Buffer {
+    for (const plugin of ex.route!.plugins.mayBufferResponse) {
+      if (!plugin.instance.responseBody) continue;
+      try {
+        body = plugin.instance.responseBody(ex, body);
+      } catch (err) {
+        this.deps.logger.error({ err, plugin: plugin.name, phase: 'body', request_id: ex.requestId }, 'plugin failed');
+      }
+    }
+    return body;
+  }
+
+  /** Sends a response produced by the gateway (router, plugin, upstream failure). */
+  reply(ex: Exchange, snap: Snapshot, chain: PluginChain, reply: LocalReply): Promise<void> | undefined {
+    const res = ex.res;
+    if (res.headersSent || res.destroyed) return undefined;
+    ex.localReply = true;
+    ex.reason = reply.reason;
+    ex.status = reply.status;
+    let body: Buffer | undefined;
+    const h: HeaderMap = {};
+    if (reply.body !== undefined && reply.body !== null) {
+      if (typeof reply.body === 'string' || Buffer.isBuffer(reply.body)) body = Buffer.isBuffer(reply.body) ? reply.body : Buffer.from(reply.body);
+      else {
+        body = Buffer.from(JSON.stringify(reply.body));
+        h['content-type'] = 'application/json; charset=utf-8';
+      }
+    }
+    if (reply.headers) for (const k in reply.headers) h[k.toLowerCase()] = reply.headers[k]!;
+    const s = snap.settings;
+    if (s.serverHeader) h.server = this.server;
+    if (s.responseLatencyHeader) h['x-gatehouse-response-latency'] = String(elapsed(ex.startedAt));
+    if (s.requestIdHeader) h['x-gatehouse-request-id'] = ex.requestId;
+    ex.responseHeaders = h;
+    ex.responseBody = body;
+    const send = () => {
+      if (res.headersSent || res.destroyed) return;
+      const out = ex.responseBody;
+      if (chain.mayBufferResponse.length && out && ex.route && chain.mayBufferResponse.some((p) => p.instance.needsResponseBody!(ex))) {
+        ex.responseBody = this.transformBody(ex, out);
+      }
+      const final = ex.responseBody;
+      const headers = ex.responseHeaders;
+      delete headers['transfer-encoding'];
+      headers['content-length'] = String(final ? final.length : 0);
+      res.writeHead(ex.status, headers as Record<string, string | string[]>);
+      res.end(ex.req.method === 'HEAD' ? undefined : final);
+      // Unread request bodies of short-circuited requests are drained; huge ones close the connection.
+      if (!ex.req.complete) this.discardBody(ex);
+    };
+    if (chain.response.length) {
+      const out = this.runResponseHooks(ex, chain.response, 0);
+      if (isThenable(out)) return out.then(send);
+    }
+    send();
+    return undefined;
+  }
+
+  private discardBody(ex: Exchange): void {
+    const req = ex.req;
+    let seen = 0;
+    req.on('data', (c: Buffer) => {
+      seen += c.length;
+      if (seen > 1_048_576) req.socket.destroy();
+    });
+    req.resume();
+  }
+
+  private fail(ex: Exchange, snap: Snapshot, err: unknown, plugin: string | undefined): void {
+    this.deps.logger.error({ err, plugin, request_id: ex.requestId }, 'request failed');
+    if (!ex.res.headersSent) void this.reply(ex, snap, EMPTY_CHAIN, errorReply(ex, 500, 'An unexpected error occurred', 'internal error'));
+    else ex.res.destroy();
+  }
+
+  private finish(ex: Exchange, snap: Snapshot): void {
+    const chain = ex.route?.plugins ?? snap.globalPlugins;
+    for (const p of chain.log) {
+      try {
+        p.instance.log!(ex);
+      } catch (err) {
+        this.deps.logger.error({ err, plugin: p.name, phase: 'log', request_id: ex.requestId }, 'plugin failed');
+      }
+    }
+    if (snap.settings.accessLog) {
+      this.deps.logger.info(
+        {
+          type: 'access',
+          request_id: ex.requestId,
+          method: ex.req.method,
+          path: ex.path,
+          route: ex.route?.name ?? ex.route?.id,
+          service: ex.service?.name ?? ex.service?.id,
+          status: ex.res.writableFinished ? ex.status || ex.res.statusCode : 499,
+          client_ip: ex.clientIp,
+          latency_ms: elapsed(ex.startedAt),
+          upstream_latency_ms: ex.upstreamLatency,
+          proxy_latency_ms: ex.proxyLatency,
+          reason: ex.reason,
+        },
+        'request',
+      );
+    }
+    this.deps.holder.release(snap);
+  }
+}
+
+/** undici dispatch handler for one attempt: streams the upstream response to the client with backpressure. */
+class UpstreamCall implements Dispatcher.DispatchHandler {
+  private controller: Dispatcher.DispatchController | undefined;
+  private started = false;
+  private chunks: Buffer[] | undefined;
+  private size = 0;
+  private readonly onClientClose: () => void;
+  private readonly onDrain: () => void;
+
+  constructor(
+    private readonly handler: RequestHandler,
+    private readonly ex: Exchange,
+    private readonly snap: Snapshot,
+    private readonly attempt: number,
+    private readonly sentAt: number,
+  ) {
+    this.onClientClose = () => {
+      if (!ex.res.writableFinished) this.controller?.abort(new Error('client closed the connection'));
+    };
+    this.onDrain = () => this.controller?.resume();
+    ex.res.once('close', this.onClientClose);
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.ex.res.destroyed) controller.abort(new Error('client closed the connection'));
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+    this.controller = controller;
+    this.started = true;
+    const res = this.ex.res;
+    if (res.destroyed) return;
+    let wantsBody: boolean | Promise<boolean>;
+    try {
+      wantsBody = this.handler.upstreamResponded(this.ex, this.snap, statusCode, headers, this.sentAt);
+    } catch (err) {
+      controller.abort(err as Error);
+      return;
+    }
+    if (isThenable(wantsBody)) {
+      controller.pause();
+      wantsBody.then(
+        (b) => {
+          this.begin(b);
+          controller.resume();
+        },
+        (err) => controller.abort(err as Error),
+      );
+    } else this.begin(wantsBody);
+  }
+
+  private begin(buffer: boolean): void {
+    const res = this.ex.res;
+    if (res.destroyed) return;
+    if (buffer) {
+      this.chunks = [];
+      return;
+    }
+    res.writeHead(this.ex.status, this.ex.responseHeaders as Record<string, string | string[]>);
+    res.on('drain', this.onDrain);
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    const res = this.ex.res;
+    if (res.destroyed) return;
+    if (this.chunks) {
+      this.size += chunk.length;
+      if (this.size > this.snap.settings.maxResponseBodyBuffer) {
+        // Too large to transform: send what we have untransformed and stream the rest.
+        const pending = this.chunks;
+        this.chunks = undefined;
+        this.begin(false);
+        for (const c of pending) res.write(c);
+      } else {
+        this.chunks.push(chunk);
+        return;
+      }
+    }
+    if (!res.write(chunk)) controller.pause();
+  }
+
+  onResponseEnd(): void {
+    const res = this.ex.res;
+    res.off('drain', this.onDrain);
+    res.off('close', this.onClientClose);
+    if (res.destroyed) return;
+    if (this.chunks) {
+      const body = this.handler.transformBody(this.ex, Buffer.concat(this.chunks, this.size));
+      const h = this.ex.responseHeaders;
+      delete h['transfer-encoding'];
+      h['content-length'] = String(body.length);
+      res.writeHead(this.ex.status, h as Record<string, string | string[]>);
+      res.end(body);
+      return;
+    }
+    res.end();
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    const res = this.ex.res;
+    res.off('drain', this.onDrain);
+    res.off('close', this.onClientClose);
+    if (!this.started || (this.chunks && !res.headersSent)) {
+      if (this.started) this.ex.reason = 'upstream failed mid-body';
+      this.handler.upstreamFailed(this.ex, this.snap, this.attempt, err as Error & { code?: string });
+      return;
+    }
+    // Part of the response already went out: cut the client connection so it sees a truncated body.
+    this.ex.reason = `upstream failed mid-body (${(err as { code?: string }).code ?? err.message})`;
+    res.destroy();
+  }
+}

@@ -1,0 +1,55 @@
+import type { Static, TSchema } from '@sinclair/typebox';
+import type { Logger } from '../observability/logger.js';
+import type { Exchange, Outcome } from '../pipeline/exchange.js';
+
+/** What a plugin instance may use. Passed in, never imported as module state. */
+export interface PluginDeps {
+  logger: Logger;
+  /** Stable id of this gateway node (uuid). */
+  nodeId: string;
+  /** Worker number within the node (1-based; 0 in single-process mode). */
+  workerId: number;
+  version: string;
+}
+
+/**
+ * A plugin bound to one config (one per plugin entity, per snapshot). Hooks that do no I/O
+ * stay synchronous: an await per plugin per request is measurable on the hot path.
+ */
+export interface PluginInstance {
+  /** Before routing; only global plugins run it. */
+  rewrite?(ex: Exchange): Outcome | Promise<Outcome>;
+  /** After routing, before the upstream call: auth, limits, request edits. Return a reply to short-circuit. */
+  access?(ex: Exchange): Outcome | Promise<Outcome>;
+  /** Response status and headers are known (ex.status, ex.responseHeaders); edit headers here. Runs for local replies too. */
+  response?(ex: Exchange): void | Promise<void>;
+  /** Whole response body (only when needsResponseBody(ex) said so); returns the body to send. */
+  responseBody?(ex: Exchange, body: Buffer): Buffer;
+  /** After the response is sent. Must not throw. */
+  log?(ex: Exchange): void;
+  /** Asked after routing: does access need ex.requestBody buffered for this request? */
+  needsRequestBody?(ex: Exchange): boolean;
+  /** Asked in the response phase: should the response body be buffered and passed to responseBody? */
+  needsResponseBody?(ex: Exchange): boolean;
+  /** When the snapshot that owns this instance is retired. */
+  dispose?(): Promise<void> | void;
+}
+
+/** A plugin: one folder, one declaration of its config schema (validation, type and docs). */
+export interface PluginDefinition<S extends TSchema = TSchema> {
+  /** kebab-case; the folder name, the registry key and the config `name`. */
+  name: string;
+  /** Higher runs first (Kong's bands: auth ~1000-1500, rate limit ~900, transforms ~800, cache ~100, logging ~10). */
+  priority: number;
+  /** The `config` schema, with defaults. */
+  schema: S;
+  /** Cross-field rules the schema cannot express; returns an error message naming the field, or undefined. */
+  check?(config: Static<S>): string | undefined;
+  /** Binds the validated config once per snapshot. */
+  create(config: Static<S>, deps: PluginDeps): PluginInstance;
+}
+
+/** Helper that keeps the config type tied to the schema. */
+export function definePlugin<S extends TSchema>(def: PluginDefinition<S>): PluginDefinition<S> {
+  return def;
+}

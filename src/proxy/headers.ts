@@ -1,0 +1,62 @@
+import type { HeaderMap } from '../pipeline/exchange.js';
+
+/** Hop-by-hop headers (RFC 9110 7.6.1) and the legacy ones proxies also drop. */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
+
+/** Request headers the gateway always sets itself or handles here (never copied from the client). */
+const SET_BY_GATEWAY = new Set(['host', 'expect']);
+
+function connectionTokens(value: string | undefined): Set<string> | undefined {
+  if (!value) return undefined;
+  const out = new Set<string>();
+  for (const token of value.split(',')) {
+    const t = token.trim().toLowerCase();
+    if (t) out.add(t);
+  }
+  return out.size ? out : undefined;
+}
+
+/**
+ * Upstream request headers from the client's raw header list: lower-case names, repeated headers
+ * kept as arrays, hop-by-hop headers (and those named by Connection) removed. TE survives only as
+ * "trailers".
+ */
+export function requestHeadersForUpstream(raw: string[], connection: string | undefined): HeaderMap {
+  const named = connectionTokens(connection);
+  const out: HeaderMap = {};
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    const value = raw[i + 1]!;
+    if (HOP_BY_HOP.has(name) || SET_BY_GATEWAY.has(name) || named?.has(name)) {
+      if (name === 'te' && /(^|,)\s*trailers\s*(,|$)/i.test(value)) out.te = 'trailers';
+      continue;
+    }
+    const prev = out[name];
+    if (prev === undefined) out[name] = value;
+    else if (Array.isArray(prev)) prev.push(value);
+    else out[name] = [prev, value];
+  }
+  return out;
+}
+
+/** Upstream response headers, minus hop-by-hop ones (and those the upstream's Connection names). */
+export function responseHeadersForClient(headers: Record<string, string | string[] | undefined>): HeaderMap {
+  const conn = headers.connection;
+  const named = connectionTokens(Array.isArray(conn) ? conn.join(',') : conn);
+  const out: HeaderMap = {};
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined || HOP_BY_HOP.has(name) || named?.has(name)) continue;
+    out[name] = value;
+  }
+  return out;
+}
