@@ -119,7 +119,17 @@ export function normalizeConfig(document: unknown, plugins: ReadonlyMap<string, 
   }
   const config = structuredClone(document) as Static<typeof DeclarativeConfigSchema>;
   const errors = validateAgainst(DeclarativeConfigSchema, config, '');
-  if (errors.length) throw new ConfigError(errors);
+  const schemaErrors = errors.length;
+  try {
+    return checkEntities(config, plugins, errors);
+  } catch (err) {
+    // The entity checks assume a schema-valid document; with schema errors, report those.
+    if (schemaErrors && !(err instanceof ConfigError)) throw new ConfigError(errors);
+    throw err;
+  }
+}
+
+function checkEntities(config: DeclarativeConfig, plugins: ReadonlyMap<string, PluginDefinition<any>>, errors: string[]): NormalConfig {
 
   const services: NormalService[] = [];
   const routes: NormalRoute[] = [];
@@ -134,13 +144,18 @@ export function normalizeConfig(document: unknown, plugins: ReadonlyMap<string, 
   const claimId = (table: string, at: string, id: string | undefined, key: string | undefined): string => {
     const resolved = id ?? declarativeId(table, key ?? at);
     const prev = ids.get(`${table}:${resolved}`);
-    if (prev) err(`${at}.id`, `duplicate id ${resolved} (also used by ${prev})`);
+    // A derived id repeats only when the name does, which claimName reports.
+    if (prev && id !== undefined) err(`${at}.id`, `duplicate id ${resolved} (also used by ${prev})`);
     ids.set(`${table}:${resolved}`, at);
     return resolved;
   };
+  const names = new Map<Map<string, string>, Set<string>>();
   const claimName = (map: Map<string, string>, at: string, field: string, value: string | undefined, id: string) => {
     if (value === undefined) return;
-    if (map.has(value) && map.get(value) !== id) err(`${at}.${field}`, `UNIQUE violation: "${value}" is already used`);
+    let taken = names.get(map);
+    if (!taken) names.set(map, (taken = new Set()));
+    if (taken.has(value)) err(`${at}.${field}`, `UNIQUE violation: "${value}" is already used`);
+    taken.add(value);
     map.set(value, id);
   };
 
@@ -288,6 +303,6 @@ export function normalizeConfig(document: unknown, plugins: ReadonlyMap<string, 
     if (problem) err(`_gatehouse.trusted_ips[${i}]`, problem);
   });
 
-  if (errors.length) throw new ConfigError(errors);
+  if (errors.length) throw new ConfigError([...new Set(errors)]);
   return { config, services, routes, plugins: pluginList, consumers };
 }

@@ -3,12 +3,14 @@ import { checkPairs } from '../request-transformer/pairs.js';
 
 const list = (description: string) => Type.Array(Type.String(), { default: [], description });
 
-const jsonTypes = Type.Array(Type.Union([Type.Literal('boolean'), Type.Literal('number'), Type.Literal('string')]), {
-  default: [],
-  'x-message': 'must be boolean, number or string',
-  description:
-    'JSON types of the values, matched by index with `json` (missing entries mean string). `number` parses the value, `boolean` is true only for "true".',
-});
+const jsonTypes = Type.Array(
+  Type.Union([Type.Literal('boolean'), Type.Literal('number'), Type.Literal('string')], { 'x-message': 'must be boolean, number or string' }),
+  {
+    default: [],
+    description:
+      'JSON types of the values, matched by index with `json` (missing entries mean string). `number` parses the value, `boolean` is true only for "true".',
+  },
+);
 
 const valueRecord = (description: string, what: string) =>
   Type.Object(
