@@ -313,7 +313,13 @@ export class RequestHandler {
   }
 
   /** Status and headers from the upstream: decorate, run response hooks, then start the client response. */
-  upstreamResponded(ex: Exchange, snap: Snapshot, status: number, headers: Record<string, string | string[] | undefined>, sentAt: number): boolean | Promise<boolean> {
+  upstreamResponded(
+    ex: Exchange,
+    snap: Snapshot,
+    status: number,
+    headers: Record<string, string | string[] | undefined>,
+    sentAt: number,
+  ): BoundPlugin[] | undefined | Promise<BoundPlugin[] | undefined> {
     ex.upstreamLatency = elapsed(sentAt);
     ex.status = status;
     const h = responseHeadersForClient(headers);
@@ -335,9 +341,11 @@ export class RequestHandler {
     return this.wantsResponseBody(ex, chain);
   }
 
-  private wantsResponseBody(ex: Exchange, chain: PluginChain): boolean {
-    if (!chain.mayBufferResponse.length || ex.req.method === 'HEAD' || ex.status === 204 || ex.status === 304) return false;
-    return chain.mayBufferResponse.some((p) => p.instance.needsResponseBody!(ex));
+  /** The plugins that want this response's body buffered (undefined: stream it). */
+  private wantsResponseBody(ex: Exchange, chain: PluginChain): BoundPlugin[] | undefined {
+    if (!chain.mayBufferResponse.length || ex.req.method === 'HEAD' || ex.status === 204 || ex.status === 304) return undefined;
+    const wanting = chain.mayBufferResponse.filter((p) => p.instance.needsResponseBody!(ex));
+    return wanting.length ? wanting : undefined;
   }
 
   private runResponseHooks(ex: Exchange, plugins: readonly BoundPlugin[], from: number): void | Promise<void> {
@@ -358,8 +366,8 @@ export class RequestHandler {
   }
 
   /** Runs body hooks over a buffered response body; returns the body to send. */
-  transformBody(ex: Exchange, body: Buffer): Buffer {
-    for (const plugin of ex.route!.plugins.mayBufferResponse) {
+  transformBody(ex: Exchange, body: Buffer, plugins: readonly BoundPlugin[]): Buffer {
+    for (const plugin of plugins) {
       if (!plugin.instance.responseBody) continue;
       try {
         body = plugin.instance.responseBody(ex, body);
@@ -396,9 +404,8 @@ export class RequestHandler {
     const send = () => {
       if (res.headersSent || res.destroyed) return;
       const out = ex.responseBody;
-      if (chain.mayBufferResponse.length && out && ex.route && chain.mayBufferResponse.some((p) => p.instance.needsResponseBody!(ex))) {
-        ex.responseBody = this.transformBody(ex, out);
-      }
+      const wanting = out && this.wantsResponseBody(ex, chain);
+      if (out && wanting) ex.responseBody = this.transformBody(ex, out, wanting);
       const final = ex.responseBody;
       const headers = ex.responseHeaders;
       delete headers['transfer-encoding'];
@@ -469,6 +476,7 @@ class UpstreamCall implements Dispatcher.DispatchHandler {
   private controller: Dispatcher.DispatchController | undefined;
   private started = false;
   private chunks: Buffer[] | undefined;
+  private bodyPlugins: BoundPlugin[] | undefined;
   private size = 0;
   private readonly onClientClose: () => void;
   private readonly onDrain: () => void;
@@ -497,7 +505,7 @@ class UpstreamCall implements Dispatcher.DispatchHandler {
     this.started = true;
     const res = this.ex.res;
     if (res.destroyed) return;
-    let wantsBody: boolean | Promise<boolean>;
+    let wantsBody: BoundPlugin[] | undefined | Promise<BoundPlugin[] | undefined>;
     try {
       wantsBody = this.handler.upstreamResponded(this.ex, this.snap, statusCode, headers, this.sentAt);
     } catch (err) {
@@ -516,10 +524,11 @@ class UpstreamCall implements Dispatcher.DispatchHandler {
     } else this.begin(wantsBody);
   }
 
-  private begin(buffer: boolean): void {
+  private begin(bodyPlugins: BoundPlugin[] | undefined): void {
     const res = this.ex.res;
     if (res.destroyed) return;
-    if (buffer) {
+    if (bodyPlugins) {
+      this.bodyPlugins = bodyPlugins;
       this.chunks = [];
       return;
     }
@@ -536,7 +545,7 @@ class UpstreamCall implements Dispatcher.DispatchHandler {
         // Too large to transform: send what we have untransformed and stream the rest.
         const pending = this.chunks;
         this.chunks = undefined;
-        this.begin(false);
+        this.begin(undefined);
         for (const c of pending) res.write(c);
       } else {
         this.chunks.push(chunk);
@@ -552,7 +561,7 @@ class UpstreamCall implements Dispatcher.DispatchHandler {
     res.off('close', this.onClientClose);
     if (res.destroyed) return;
     if (this.chunks) {
-      const body = this.handler.transformBody(this.ex, Buffer.concat(this.chunks, this.size));
+      const body = this.handler.transformBody(this.ex, Buffer.concat(this.chunks, this.size), this.bodyPlugins!);
       const h = this.ex.responseHeaders;
       delete h['transfer-encoding'];
       h['content-length'] = String(body.length);

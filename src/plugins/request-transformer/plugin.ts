@@ -34,9 +34,10 @@ function first(v: HeaderValue | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
-// Characters Node refuses in a request path (and anything outside printable ASCII) are percent-encoded.
+// A rendered path may carry decoded query text: characters Node refuses in a request path, anything
+// outside printable ASCII, and `?` / `#` (which would start a query or fragment) are percent-encoded.
 function encodePath(path: string): string {
-  return path.replace(/[^\x21-\x7e]/gu, (ch) => {
+  return path.replace(/[^\x21-\x22\x24-\x3e\x40-\x7e]/gu, (ch) => {
     try {
       return encodeURIComponent(ch);
     } catch {
@@ -56,7 +57,10 @@ export function create(config: RequestTransformerConfig, _deps: PluginDeps): Plu
   const withQuery = hasOps(queryOps);
   const withBody = hasOps(bodyOps);
   // Header operations may change the Content-Type that decides how the body is handled.
-  const headerOpsTouchContentType = [...headerOps.rename.map((o) => o.name), ...headerOps.replace.map((o) => o.name), ...headerOps.add.map((o) => o.name), ...headerOps.append.map((o) => o.name)].includes('content-type');
+  const headerOpsTouchContentType = [
+    ...headerOps.rename.flatMap((o) => [o.name, o.value.constant?.toLowerCase()]),
+    ...[...headerOps.replace, ...headerOps.add, ...headerOps.append].map((o) => o.name),
+  ].includes('content-type');
 
   function transformHeaders(h: HeaderMap, scope: TemplateScope): void {
     // Kong hides `host` from the operations: remove/rename never see it, replace always sets it,

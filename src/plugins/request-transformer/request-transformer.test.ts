@@ -262,6 +262,7 @@ describe('request-transformer: through the gateway', () => {
             route('uri', { replace: { uri: '/users/$(uri_captures.id)/profile' } }, { paths: ['~/uri/(?<id>\\d+)$'] }),
             route('method', { http_method: 'GET' }),
             route('badpath', { replace: { uri: '$(query_params.p)' } }),
+            route('encoded', { replace: { uri: '/p/$(query_params.x)' }, add: { headers: ['x-client-host:$(headers.host)', 'x-q:$(query_params.x)'] } }),
           ],
         },
       ],
@@ -335,6 +336,15 @@ describe('request-transformer: through the gateway', () => {
     const got = up.requests.at(-1)!;
     assert.equal(got.method, 'GET');
     assert.equal(got.url, '/?q=1&q=2&f=v');
+  });
+
+  it('rendered values are made safe: path characters encoded, control characters dropped from headers', async () => {
+    await send(`${gw.url}/encoded?x=a%3Fb%20c%23%0D%0Ax-evil:1`, { headers: { host: 'client.example' } });
+    const got = up.requests.at(-1)!;
+    assert.equal(got.url, '/p/a%3Fb%20c%23%0D%0Ax-evil:1?x=a%3Fb%20c%23%0D%0Ax-evil:1');
+    assert.equal(got.headers['x-q'], 'a?b c#x-evil:1');
+    assert.equal(got.headers['x-evil'], undefined);
+    assert.equal(got.headers['x-client-host'], 'client.example');
   });
 
   it('replace.uri rendering to something that is not a path is a 500', async () => {

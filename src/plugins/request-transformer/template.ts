@@ -59,10 +59,19 @@ export class ExchangeScope implements TemplateScope {
   constructor(ex: Exchange) {
     this.#ex = ex;
   }
+  // The headers as plugins so far left them, but with the client's Host (Kong's get_headers()).
+  #requestHeaders(): HeaderMap {
+    const headers = { ...this.#ex.upstreamHeaders };
+    const host = this.#ex.req.headers.host;
+    if (host === undefined) delete headers.host;
+    else headers.host = host;
+    return headers;
+  }
+
   root(name: RootName): unknown {
     switch (name) {
       case 'headers':
-        return (this.#headers ??= { ...this.#ex.upstreamHeaders });
+        return (this.#headers ??= this.#requestHeaders());
       case 'query_params':
         return (this.#query ??= Object.fromEntries(decodeArgs(this.#ex.upstreamQuery)));
       case 'uri_captures':
