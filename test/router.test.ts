@@ -108,3 +108,17 @@ test('10,000 routes are all reachable', () => {
     assert.equal(name(r, request), expected);
   }
 });
+
+test('regex literal prefixes are conservative', async () => {
+  const { literalPrefix } = await import('../src/router/router.js');
+  assert.equal(literalPrefix('/users/(?<id>\\d+)$'), '/users/');
+  assert.equal(literalPrefix('/a\\.b/c'), '/a.b/c');
+  assert.equal(literalPrefix('/ab?c'), '/a');
+  assert.equal(literalPrefix('/x*'), '/');
+  assert.equal(literalPrefix('/a|/b'), '');
+  assert.equal(literalPrefix('\\d+'), '');
+  const r = build([{ name: 'alt', paths: ['~/(a|b)/x'] }, { name: 'opt', paths: ['~/vers?ion/\\d'] }]);
+  assert.equal(name(r, req('/b/x')), 'alt');
+  assert.equal(name(r, req('/verion/1')), 'opt');
+  assert.equal(name(r, req('/version/1')), 'opt');
+});

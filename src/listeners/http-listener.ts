@@ -1,7 +1,7 @@
-import http from 'node:http';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { RequestHandler } from '../pipeline/handler.js';
-import { validateRequest } from './request-validation.js';
+import { ALLOWED_METHODS, normalizeRequest, unsupportedVersionStatus, validateRequest } from './request-validation.js';
 import type { Logger } from '../observability/logger.js';
 
 export interface ListenAddress {
@@ -15,12 +15,27 @@ const CLIENT_ERROR_STATUS: Record<string, [number, string]> = {
   HPE_CHUNK_EXTENSIONS_OVERFLOW: [400, 'Bad Request'],
 };
 
+/** Kong-style `{"message": ...}` bodies for the answers the listener gives itself. */
+const MESSAGES: Record<number, string> = {
+  405: 'Method not allowed',
+  431: 'Request header or cookie too large',
+  505: 'HTTP version not supported',
+};
+
+function errorBody(status: number): string {
+  return JSON.stringify({ message: MESSAGES[status] ?? 'Bad request' });
+}
+
 /** The proxy's HTTP/1.1 listener: node's strict parser, plus request validation before routing. */
 export class HttpListener {
   readonly server: http.Server;
   private draining = false;
+  private readonly handler: RequestHandler;
+  private readonly logger: Logger;
 
   constructor(handler: RequestHandler, logger: Logger) {
+    this.handler = handler;
+    this.logger = logger;
     this.server = http.createServer(
       {
         requireHostHeader: true,
@@ -31,29 +46,52 @@ export class HttpListener {
         joinDuplicateHeaders: false,
         insecureHTTPParser: false,
       },
-      (req, res) => {
-        if (this.draining) res.shouldKeepAlive = false;
-        const rejection = validateRequest(req);
-        if (rejection) {
-          const body = JSON.stringify({ message: rejection.status === 405 ? 'Method not allowed' : 'Bad request' });
-          res.shouldKeepAlive = false;
-          res.writeHead(rejection.status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' });
-          res.end(body);
-          logger.info({ type: 'access', method: req.method, status: rejection.status, reason: rejection.reason, client_ip: req.socket.remoteAddress }, 'request rejected');
-          return;
-        }
-        handler.handle(req, res);
-      },
+      (req, res) => this.onRequest(req, res, false),
     );
-    this.server.on('clientError', (err: Error & { code?: string }, socket: Socket) => {
-      if (!socket.writable || (err.code === 'ECONNRESET')) {
+    // With a listener here node leaves "100 Continue" to us: a request we refuse gets its final
+    // status at once instead of an invitation to send a body first.
+    this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res, true));
+    this.server.on('clientError', (err: Error & { code?: string; rawPacket?: Buffer }, socket: Socket) => {
+      if (!socket.writable || err.code === 'ECONNRESET') {
         socket.destroy();
         return;
       }
-      const [status, text] = CLIENT_ERROR_STATUS[err.code ?? ''] ?? [400, 'Bad Request'];
-      const body = JSON.stringify({ message: status === 431 ? 'Request header or cookie too large' : 'Bad request' });
+      const [status, text] =
+        err.code === 'HPE_INVALID_VERSION' && unsupportedVersionStatus(err.rawPacket) === 505
+          ? [505, 'HTTP Version Not Supported']
+          : (CLIENT_ERROR_STATUS[err.code ?? ''] ?? [400, 'Bad Request']);
+      const body = errorBody(status);
       socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+      logger.info({ type: 'access', status, reason: `parse error (${err.code ?? err.message})`, client_ip: socket.remoteAddress }, 'request rejected');
     });
+  }
+
+  private onRequest(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): void {
+    if (this.draining) res.shouldKeepAlive = false;
+    const rejection = validateRequest(req);
+    if (rejection) {
+      const body = errorBody(rejection.status);
+      res.shouldKeepAlive = false;
+      res.writeHead(rejection.status, {
+        ...rejection.headers,
+        'content-type': 'application/json; charset=utf-8',
+        'content-length': Buffer.byteLength(body),
+        connection: 'close',
+      });
+      res.end(body);
+      this.logger.info({ type: 'access', method: req.method, status: rejection.status, reason: rejection.reason, client_ip: req.socket.remoteAddress }, 'request rejected');
+      return;
+    }
+    normalizeRequest(req);
+    if (req.url === '*') {
+      // OPTIONS * asks about the server itself (RFC 9110 9.3.7): no route can match "*", so the gateway answers.
+      if (expectsContinue) res.shouldKeepAlive = false;
+      res.writeHead(200, { allow: ALLOWED_METHODS, 'content-length': 0 });
+      res.end();
+      return;
+    }
+    if (expectsContinue) res.writeContinue();
+    this.handler.handle(req, res);
   }
 
   listen(address: ListenAddress): Promise<ListenAddress> {

@@ -1,43 +1,181 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 
 /**
- * The one place that decides whether a request that node's parser (llhttp) accepted is valid
- * enough to route and forward. llhttp already rejects malformed framing (CL/TE conflicts, bad
- * chunking, invalid header bytes); this adds the rules it leaves to the application.
- * Returns undefined for a valid request, or the status and reason to refuse it with.
+ * The one place that decides whether a request that node's parser (llhttp, strict mode) accepted
+ * is valid enough to route and forward, and what the request looks like to everything after the
+ * listener. llhttp already rejects malformed framing (CL/TE conflicts, bad chunking, obs-fold,
+ * bare CR or LF, invalid header bytes); this adds the rules it leaves to the application.
+ * The rules and the choices behind them are listed in docs/security.md ("HTTP/1.1 conformance").
  */
 export interface Rejection {
   status: number;
   reason: string;
+  /** Extra response headers (Allow on a 405). */
+  headers?: Record<string, string>;
 }
 
-const HOST_VALUE = /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._~!$&'()*+;=-]+)(?::\d{1,5})?$/;
+/** What the proxy answers for: every method except CONNECT and TRACE (RFC 9110 15.5.6 wants Allow on a 405). */
+export const ALLOWED_METHODS = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS';
+
+/**
+ * Host = uri-host [ ":" port ] (RFC 9110 7.2): an IP-literal or a reg-name without userinfo or path.
+ * "," is a legal reg-name character but makes the value read as a list of hosts, so it is refused.
+ */
+const HOST_VALUE = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+;=-]+)(?::(\d{1,5}))?$/;
+
+/**
+ * Fields that may appear once. node keeps the first of a repeated one in `req.headers` while the
+ * upstream would get every copy (the forwarder copies `rawHeaders`), so a repeat would let the
+ * gateway (routing, auth plugins, body parsing) and the upstream read different values.
+ */
+const SINGLETON_FIELDS = new Set(['host', 'content-length', 'content-type', 'authorization', 'proxy-authorization']);
+
+/**
+ * Header names that must not be spelled with "_" instead of "-": framing, hop-by-hop, forwarding and
+ * identity headers. CGI-style upstreams (PHP, WSGI, Rack) map "-" and "_" to the same variable, so
+ * `X_Forwarded_For` or `Content_Length` would shadow what the gateway sets or checked. Other names
+ * with "_" pass unchanged, as in Kong (`underscores_in_headers on`).
+ */
+const PROTECTED_ALIASES = new Set([
+  'content-length', 'transfer-encoding', 'host', 'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'expect',
+  'forwarded', 'via', 'x-real-ip',
+]);
+const PROTECTED_ALIAS_PREFIXES = ['x-forwarded-', 'x-gatehouse-', 'x-consumer-', 'x-credential-', 'x-authenticated-', 'x-anonymous-'];
+
+/** Percent-encoded C0 controls and DEL (%00, %0D%0A...) in a path never name a resource; they are injection payloads. */
+const ENCODED_CONTROL = /%(?:[01][0-9A-Fa-f]|7[Ff])/;
+
+/** Content-Length is 1*DIGIT (llhttp checks that); a leading zero is legal but read as octal by some parsers. */
+const CANONICAL_LENGTH = /^(?:0|[1-9][0-9]*)$/;
+
+const ABSOLUTE_FORM = /^https?:\/\/([^/?#]*)/i;
+
+/** Request line with a well-formed but unsupported version ("GET / HTTP/1.2", "HTTP/9.9"). */
+const REQUEST_LINE_VERSION = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+ [^ \r\n]+ HTTP\/(\d)\.(\d)\r?\n/;
+
+function isProtectedAlias(lowerName: string): boolean {
+  const dashed = lowerName.replaceAll('_', '-');
+  if (PROTECTED_ALIASES.has(dashed)) return true;
+  for (const p of PROTECTED_ALIAS_PREFIXES) if (dashed.startsWith(p)) return true;
+  return false;
+}
+
+function validHost(value: string): boolean {
+  const m = HOST_VALUE.exec(value);
+  return m !== null && (m[1] === undefined || Number(m[1]) <= 65535);
+}
 
 export function validateRequest(req: IncomingMessage): Rejection | undefined {
+  if (req.httpVersionMajor !== 1) return { status: 505, reason: `HTTP/${req.httpVersion} on an HTTP/1.1 listener` };
+
   const raw = req.rawHeaders;
-  let hosts = 0;
-  let host = '';
+  let host: string | undefined;
+  let singletonsSeen: Set<string> | undefined;
   for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!;
-    if (name.length === 4 && name.toLowerCase() === 'host') {
-      hosts++;
-      host = raw[i + 1]!;
-    } else if (name.length === 17 && name.toLowerCase() === 'transfer-encoding' && raw[i + 1]!.trim() === '') {
-      return { status: 400, reason: 'empty Transfer-Encoding' };
+    const lower = raw[i]!.toLowerCase();
+    if (!SINGLETON_FIELDS.has(lower)) {
+      if (lower === 'transfer-encoding' && raw[i + 1]!.trim() === '') return { status: 400, reason: 'empty Transfer-Encoding' };
+      continue;
     }
+    singletonsSeen ??= new Set();
+    if (singletonsSeen.has(lower)) return { status: 400, reason: `more than one ${lower} header` };
+    singletonsSeen.add(lower);
+    if (lower === 'host') host = raw[i + 1]!;
+    else if (lower === 'content-length' && !CANONICAL_LENGTH.test(raw[i + 1]!)) return { status: 400, reason: 'Content-Length with leading zeros' };
   }
-  if (hosts > 1) return { status: 400, reason: 'more than one Host header' };
-  if (hosts === 0 && req.httpVersionMinor >= 1) return { status: 400, reason: 'missing Host header' };
-  if (hosts === 1 && !HOST_VALUE.test(host)) return { status: 400, reason: 'invalid Host header' };
+  if (host === undefined) {
+    if (req.httpVersionMinor >= 1) return { status: 400, reason: 'missing Host header' };
+  } else if (!validHost(host)) return { status: 400, reason: 'invalid Host header' };
+
+  const method = req.method ?? '';
+  if (method === 'CONNECT' || method === 'TRACE') return { status: 405, reason: `${method} is not supported`, headers: { allow: ALLOWED_METHODS } };
 
   const url = req.url ?? '';
-  const method = req.method ?? '';
+  let path = url;
   if (url === '*') {
     if (method !== 'OPTIONS') return { status: 400, reason: 'asterisk-form is only valid with OPTIONS' };
-  } else if (method === 'CONNECT') {
-    return { status: 405, reason: 'CONNECT is not supported' };
-  } else if (url.charCodeAt(0) !== 0x2f) {
-    if (!/^https?:\/\/[^/?#@\s]+([/?].*)?$/i.test(url)) return { status: 400, reason: 'invalid request target' };
+    return undefined;
+  }
+  if (url.charCodeAt(0) !== 0x2f) {
+    const m = ABSOLUTE_FORM.exec(url);
+    if (!m || !validHost(m[1]!)) return { status: 400, reason: 'invalid request target' };
+    path = url.slice(m[0].length);
+  }
+  if (path.includes('%')) {
+    const end = path.search(/[?#]/);
+    if (ENCODED_CONTROL.test(end < 0 ? path : path.slice(0, end))) return { status: 400, reason: 'encoded control character in path' };
   }
   return undefined;
+}
+
+/**
+ * Brings a valid request to the form the rest of the gateway sees and forwards: an absolute-form
+ * target becomes origin-form and its authority replaces Host (RFC 9112 3.2.2: the Host header is
+ * ignored then); underscore aliases of protected header names are dropped. Mutates `req` only when
+ * one of these applies.
+ */
+export function normalizeRequest(req: IncomingMessage): void {
+  const url = req.url ?? '';
+  const absolute = url.charCodeAt(0) !== 0x2f && url !== '*' ? ABSOLUTE_FORM.exec(url) : null;
+  const raw = req.rawHeaders;
+  let drop = false;
+  for (let i = 0; i < raw.length && !drop; i += 2) {
+    if (raw[i]!.includes('_') && isProtectedAlias(raw[i]!.toLowerCase())) drop = true;
+  }
+  if (!absolute && !drop) return;
+
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (drop && name.includes('_') && isProtectedAlias(name.toLowerCase())) continue;
+    out.push(name, absolute && name.length === 4 && name.toLowerCase() === 'host' ? absolute[1]! : raw[i + 1]!);
+  }
+  if (absolute) {
+    const rest = url.slice(absolute[0].length);
+    req.url = rest === '' ? '/' : rest.charCodeAt(0) === 0x3f ? `/${rest}` : rest;
+    // HTTP/1.0 may omit Host; the target's authority supplies it.
+    if (!out.some((v, i) => i % 2 === 0 && v.toLowerCase() === 'host')) out.unshift('Host', absolute[1]!);
+  }
+  // node builds `headers` and `headersDistinct` lazily from the header count it parsed, so both are set here.
+  req.rawHeaders = out;
+  req.headers = headersFromRaw(out);
+  req.headersDistinct = distinctFromRaw(out);
+}
+
+/** node's rules for `req.headers` (joinDuplicateHeaders off): these keep the first copy, cookie joins with "; ". */
+const FIRST_WINS = new Set([
+  'age', 'authorization', 'content-length', 'content-type', 'etag', 'expires', 'from', 'host', 'if-modified-since', 'if-unmodified-since',
+  'last-modified', 'location', 'max-forwards', 'proxy-authorization', 'referer', 'retry-after', 'server', 'user-agent',
+]);
+
+function headersFromRaw(raw: string[]): IncomingHttpHeaders {
+  const out: Record<string, string | string[]> = {};
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    const value = raw[i + 1]!;
+    const prev = out[name];
+    if (prev === undefined) out[name] = name === 'set-cookie' ? [value] : value;
+    else if (name === 'set-cookie') (prev as string[]).push(value);
+    else if (!FIRST_WINS.has(name)) out[name] = `${prev as string}${name === 'cookie' ? '; ' : ', '}${value}`;
+  }
+  return out as IncomingHttpHeaders;
+}
+
+function distinctFromRaw(raw: string[]): NodeJS.Dict<string[]> {
+  const out: NodeJS.Dict<string[]> = {};
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    (out[name] ??= []).push(raw[i + 1]!);
+  }
+  return out;
+}
+
+/**
+ * Status for a request llhttp refused because of its version: 505 when the request line is
+ * well-formed but names a version other than 1.0 or 1.1 (llhttp accepts no other), else undefined.
+ */
+export function unsupportedVersionStatus(rawPacket: Buffer | undefined): number | undefined {
+  if (!rawPacket) return undefined;
+  const m = REQUEST_LINE_VERSION.exec(rawPacket.toString('latin1', 0, Math.min(rawPacket.length, 8192)));
+  return m && !(m[1] === '1' && (m[2] === '0' || m[2] === '1')) ? 505 : undefined;
 }

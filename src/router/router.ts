@@ -40,38 +40,85 @@ interface Entry {
   headers: HeaderRule[] | undefined;
   snis: Set<string> | undefined;
   hosts: string[] | undefined;
-  wildcardHosts: RegExp[] | undefined;
+  wildcardHosts: string[] | undefined;
   prefix: string | undefined;
   regex: RegExp | undefined;
+  /** Literal start of the regex's matches (see literalPrefix). */
+  regexLiteral: string;
   routePath: string | undefined;
 }
+
+/** Entries keyed by a literal prefix, probed at each distinct prefix length, longest first. */
+class PrefixIndex {
+  private readonly map = new Map<string, Entry[]>();
+  lengths: number[] = [];
+
+  add(prefix: string, e: Entry): void {
+    let list = this.map.get(prefix);
+    if (!list) this.map.set(prefix, (list = []));
+    list.push(e);
+  }
+
+  seal(): void {
+    for (const list of this.map.values()) list.sort(byRank);
+    this.lengths = [...new Set([...this.map.keys()].map((p) => p.length))].sort((a, b) => b - a);
+  }
+
+  /** Entry lists whose key is a prefix of `path`. */
+  get(path: string, len: number): Entry[] | undefined {
+    return this.map.get(len === path.length ? path : path.slice(0, len));
+  }
+}
+
+const byRank = (a: Entry, b: Entry) => a.rank - b.rank;
 
 class Bucket {
   /** Routes without paths, best first. */
   pathless: Entry[] = [];
-  /** Regex paths, best first. */
-  regex: Entry[] = [];
-  /** Prefix string -> entries, best first. */
-  prefixes = new Map<string, Entry[]>();
-  /** Distinct prefix lengths, longest first. */
-  prefixLengths: number[] = [];
+  /** Prefix paths by prefix. */
+  prefixes = new PrefixIndex();
+  /** Regex paths by the literal text every match must start with ("" when unknown). */
+  regexes = new PrefixIndex();
 
   add(e: Entry): void {
-    if (e.regex) this.regex.push(e);
-    else if (e.prefix !== undefined) {
-      let list = this.prefixes.get(e.prefix);
-      if (!list) this.prefixes.set(e.prefix, (list = []));
-      list.push(e);
-    } else this.pathless.push(e);
+    if (e.regex) this.regexes.add(e.regexLiteral, e);
+    else if (e.prefix !== undefined) this.prefixes.add(e.prefix, e);
+    else this.pathless.push(e);
   }
 
   seal(): void {
-    const byRank = (a: Entry, b: Entry) => a.rank - b.rank;
     this.pathless.sort(byRank);
-    this.regex.sort(byRank);
-    for (const list of this.prefixes.values()) list.sort(byRank);
-    this.prefixLengths = [...new Set([...this.prefixes.keys()].map((p) => p.length))].sort((a, b) => b - a);
+    this.prefixes.seal();
+    this.regexes.seal();
   }
+}
+
+/**
+ * The literal text a regex path's matches must start with, so most requests skip most regexes:
+ * "/users/(?<id>\d+)" -> "/users/". Conservative: any alternation or unusual start gives "".
+ */
+export function literalPrefix(source: string): string {
+  if (source.includes('|')) return '';
+  let out = '';
+  for (let i = 0; i < source.length; i++) {
+    const c = source[i]!;
+    if (c === '\\') {
+      const next = source[i + 1];
+      if (next !== undefined && /[/.\-_~]/.test(next)) {
+        out += next;
+        i++;
+        continue;
+      }
+      break;
+    }
+    if ('^$.|?*+()[]{}'.includes(c)) {
+      // A quantifier applies to the previous character, which is then optional or repeated.
+      if (c === '?' || c === '*' || c === '{') out = out.slice(0, -1);
+      break;
+    }
+    out += c;
+  }
+  return out;
 }
 
 /** Kong's precedence (traditional_compatible router), most significant first. */
@@ -84,11 +131,6 @@ function sortKey(route: RouteConfig, path: string | undefined): number[] {
   return [weight, plainHostsOnly, headerCount, isRegex, route.regex_priority, uriLength];
 }
 
-function wildcardToRegex(host: string): RegExp {
-  const escaped = host.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace('*', '.+');
-  return new RegExp(`^${escaped}$`);
-}
-
 /**
  * The compiled route table: built once per config, then only read. Requests are narrowed by host
  * (exact map, then wildcards, then host-less routes) and by path (a map of prefixes probed at
@@ -97,7 +139,9 @@ function wildcardToRegex(host: string): RegExp {
  */
 export class Router {
   private readonly exactHosts = new Map<string, Bucket>();
-  private readonly wildcards: { pattern: RegExp; bucket: Bucket }[] = [];
+  /** "*.example.com" under "example.com"; "api.*" under "api". */
+  private readonly leadingWildcards = new Map<string, Bucket>();
+  private readonly trailingWildcards = new Map<string, Bucket>();
   private readonly hostless = new Bucket();
   readonly size: number;
 
@@ -107,7 +151,7 @@ export class Router {
       const paths: (string | undefined)[] = config.paths?.length ? config.paths : [undefined];
       paths.forEach((path, sub) => {
         const hosts = config.hosts?.filter((h) => !h.includes('*')).map((h) => h.toLowerCase());
-        const wild = config.hosts?.filter((h) => h.includes('*')).map((h) => wildcardToRegex(h.toLowerCase()));
+        const wild = config.hosts?.filter((h) => h.includes('*')).map((h) => h.toLowerCase());
         const entry: Entry = {
           route,
           rank: 0,
@@ -124,6 +168,7 @@ export class Router {
           wildcardHosts: wild?.length ? wild : undefined,
           prefix: path !== undefined && !path.startsWith('~') ? path : undefined,
           regex: path?.startsWith('~') ? new RegExp(`^(?:${toJsRegexSource(path.slice(1))})`) : undefined,
+          regexLiteral: path?.startsWith('~') ? literalPrefix(toJsRegexSource(path.slice(1))) : '',
           routePath: path,
         };
         drafts.push({ entry, key: sortKey(config, path), order, sub });
@@ -146,14 +191,18 @@ export class Router {
         b.add(e);
       }
       for (const w of e.wildcardHosts ?? []) {
-        let slot = this.wildcards.find((x) => x.pattern.source === w.source);
-        if (!slot) this.wildcards.push((slot = { pattern: w, bucket: new Bucket() }));
-        slot.bucket.add(e);
+        const leading = w.startsWith('*.');
+        const map = leading ? this.leadingWildcards : this.trailingWildcards;
+        const key = leading ? w.slice(2) : w.slice(0, w.lastIndexOf('.*'));
+        let b = map.get(key);
+        if (!b) map.set(key, (b = new Bucket()));
+        b.add(e);
       }
     });
     this.hostless.seal();
     for (const b of this.exactHosts.values()) b.seal();
-    for (const w of this.wildcards) w.bucket.seal();
+    for (const b of this.leadingWildcards.values()) b.seal();
+    for (const b of this.trailingWildcards.values()) b.seal();
     this.size = routes.length;
   }
 
@@ -173,9 +222,10 @@ export class Router {
         }
       }
       const path = req.path;
-      for (const len of bucket.prefixLengths) {
+      const prefixes = bucket.prefixes;
+      for (const len of prefixes.lengths) {
         if (len > path.length) continue;
-        const list = bucket.prefixes.get(len === path.length ? path : path.slice(0, len));
+        const list = prefixes.get(path, len);
         if (!list) continue;
         for (const e of list) {
           if (best && e.rank >= best.rank) break;
@@ -187,28 +237,43 @@ export class Router {
           }
         }
       }
-      for (const e of bucket.regex) {
-        if (best && e.rank >= best.rank) break;
-        const m = e.regex!.exec(path);
-        if (m && this.conditions(e, req)) {
-          best = e;
-          bestPath = m[0];
-          bestCaptures = captureMap(m);
-          break;
+      const regexes = bucket.regexes;
+      for (const len of regexes.lengths) {
+        if (len > path.length) continue;
+        const list = regexes.get(path, len);
+        if (!list) continue;
+        for (const e of list) {
+          if (best && e.rank >= best.rank) break;
+          const m = e.regex!.exec(path);
+          if (m && this.conditions(e, req)) {
+            best = e;
+            bestPath = m[0];
+            bestCaptures = captureMap(m);
+            break;
+          }
         }
       }
     };
     if (req.host) {
       consider(this.exactHosts.get(req.host));
       if (req.port) consider(this.exactHosts.get(`${req.host}:${req.port}`));
-      for (const w of this.wildcards) {
-        if (w.pattern.test(req.host) || (req.port !== '' && w.pattern.test(`${req.host}:${req.port}`))) consider(w.bucket);
-      }
+      if (this.leadingWildcards.size || this.trailingWildcards.size) this.considerWildcards(req, consider);
     }
     consider(this.hostless);
     if (!best) return undefined;
     const chosen: Entry = best;
     return { route: chosen.route, matchedPath: bestPath, routePath: chosen.routePath, captures: bestCaptures };
+  }
+
+  /** Wildcard buckets for the host: "*.b.c" and "*.c" for "a.b.c" (a "*" spans one or more labels), "a.*" and "a.b.*". */
+  private considerWildcards(req: RouteRequest, consider: (b: Bucket | undefined) => void): void {
+    const hosts = req.port ? [req.host, `${req.host}:${req.port}`] : [req.host];
+    for (const host of hosts) {
+      for (let dot = host.indexOf('.'); dot > 0; dot = host.indexOf('.', dot + 1)) {
+        consider(this.leadingWildcards.get(host.slice(dot + 1)));
+        consider(this.trailingWildcards.get(host.slice(0, dot)));
+      }
+    }
   }
 
   private conditions(e: Entry, req: RouteRequest): boolean {
