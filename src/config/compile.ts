@@ -6,10 +6,11 @@ import { Router } from '../router/router.js';
 import type { PoolManager } from '../proxy/pool.js';
 import type { PluginDeps } from '../plugins/types.js';
 import { ConfigError } from '../lib/errors.js';
+import { ConsumerIndex, type Consumer } from './consumers.js';
 
 export interface CompileDeps {
   pools: PoolManager;
-  pluginDeps: PluginDeps;
+  pluginDeps: Omit<PluginDeps, 'consumers'>;
 }
 
 export function buildChain(plugins: BoundPlugin[]): PluginChain {
@@ -32,9 +33,35 @@ function canonicalHash(value: unknown): string {
   return createHash('sha256').update(JSON.stringify(value)).digest('hex');
 }
 
-/** Kong's precedence among instances of one plugin: the most specific scope wins. */
+/**
+ * Kong's precedence among instances of one plugin, most specific first: consumer+route+service,
+ * consumer+route, consumer+service, route+service, consumer, route, service, global.
+ */
 function specificity(p: NormalPlugin): number {
-  return (p.routeId ? 2 : 0) + (p.serviceId ? 1 : 0);
+  const c = p.consumerId !== undefined;
+  const r = p.routeId !== undefined;
+  const s = p.serviceId !== undefined;
+  if (c && r && s) return 8;
+  if (c && r) return 7;
+  if (c && s) return 6;
+  if (r && s) return 5;
+  if (c) return 4;
+  if (r) return 3;
+  if (s) return 2;
+  return 1;
+}
+
+/** For each plugin name, the most specific instance that applies to this route (and consumer). */
+function choose(plugins: NormalPlugin[], routeId: string, serviceId: string | undefined, consumerId: string | undefined): NormalPlugin[] {
+  const chosen = new Map<string, NormalPlugin>();
+  for (const p of plugins) {
+    if (p.routeId && p.routeId !== routeId) continue;
+    if (p.serviceId && p.serviceId !== serviceId) continue;
+    if (p.consumerId && p.consumerId !== consumerId) continue;
+    const prev = chosen.get(p.entity.name);
+    if (!prev || specificity(p) > specificity(prev)) chosen.set(p.entity.name, p);
+  }
+  return [...chosen.values()];
 }
 
 /**
@@ -44,12 +71,19 @@ function specificity(p: NormalPlugin): number {
  */
 export function compileSnapshot(normal: NormalConfig, deps: CompileDeps, version: number): Snapshot {
   const settings = compileSettings(normal.config._gatehouse);
+  const consumerList: Consumer[] = normal.consumers.map((c) => Object.freeze({ id: c.id, username: c.username, custom_id: c.customId, tags: Object.freeze([...c.tags]) }));
+  const consumerById = new Map(consumerList.map((c) => [c.id, c]));
+  const consumers = new ConsumerIndex(
+    consumerList,
+    normal.credentials.map((c) => Object.freeze({ id: c.id, type: c.type, consumer: consumerById.get(c.consumerId)!, fields: Object.freeze({ ...c.fields, id: c.id }) })),
+  );
+  const pluginDeps: PluginDeps = { ...deps.pluginDeps, consumers };
   const bound = new Map<string, BoundPlugin>();
   const errors: string[] = [];
   for (const p of normal.plugins) {
     if (!p.entity.enabled) continue;
     try {
-      const instance = p.definition.create(p.entity.config, deps.pluginDeps);
+      const instance = p.definition.create(p.entity.config, pluginDeps);
       bound.set(p.id, { id: p.id, name: p.entity.name, priority: p.definition.priority, instance });
     } catch (err) {
       errors.push(`${p.at}.config: ${(err as Error).message}`);
@@ -91,23 +125,17 @@ export function compileSnapshot(normal: NormalConfig, deps: CompileDeps, version
     });
   }
 
-  // Consumer-scoped plugins are bound but only run once consumers are identified (auth issue).
-  const applicable = normal.plugins.filter((p) => bound.has(p.id) && !p.consumerId);
-  const globalPlugins = buildChain(applicable.filter((p) => !p.routeId && !p.serviceId).map((p) => bound.get(p.id)!));
+  const applicable = normal.plugins.filter((p) => bound.has(p.id));
+  const consumersWithPlugins = new Set(applicable.filter((p) => p.consumerId).map((p) => p.consumerId!));
+  const globalPlugins = buildChain(applicable.filter((p) => !p.routeId && !p.serviceId && !p.consumerId).map((p) => bound.get(p.id)!));
   const routes = new Map<string, CompiledRoute>();
   const routerInput: ConstructorParameters<typeof Router>[0] = [];
   for (const r of normal.routes) {
     const service = r.serviceId ? services.get(r.serviceId) : undefined;
     // Routes whose service is disabled are left out of the router, as in Kong.
     if (service && normal.services.find((s) => s.id === r.serviceId)?.entity.enabled === false) continue;
-    const chosen = new Map<string, NormalPlugin>();
-    for (const p of applicable) {
-      if (p.routeId && p.routeId !== r.id) continue;
-      if (p.serviceId && p.serviceId !== r.serviceId) continue;
-      const prev = chosen.get(p.entity.name);
-      if (!prev || specificity(p) > specificity(prev)) chosen.set(p.entity.name, p);
-    }
     const e = r.entity;
+    const byConsumer = new Map<string, PluginChain>();
     const route: CompiledRoute = Object.freeze({
       id: r.id,
       name: e.name,
@@ -119,7 +147,16 @@ export function compileSnapshot(normal: NormalConfig, deps: CompileDeps, version
       httpsRedirectStatusCode: e.https_redirect_status_code,
       requestBuffering: e.request_buffering,
       responseBuffering: e.response_buffering,
-      plugins: buildChain([...chosen.values()].map((p) => bound.get(p.id)!)),
+      plugins: buildChain(choose(applicable, r.id, r.serviceId, undefined).map((p) => bound.get(p.id)!)),
+      chainFor(consumerId: string): PluginChain {
+        if (!consumersWithPlugins.has(consumerId)) return this.plugins;
+        let chain = byConsumer.get(consumerId);
+        if (!chain) {
+          chain = buildChain(choose(applicable, r.id, r.serviceId, consumerId).map((p) => bound.get(p.id)!));
+          byConsumer.set(consumerId, chain);
+        }
+        return chain;
+      },
     });
     routes.set(r.id, route);
     routerInput.push({ route, config: e, order: r.order });
@@ -136,6 +173,8 @@ export function compileSnapshot(normal: NormalConfig, deps: CompileDeps, version
     globalPlugins,
     services,
     routes,
+    consumers,
+    consumersWithPlugins,
     dispose: disposePlugins,
   };
   return Object.freeze(snapshot);

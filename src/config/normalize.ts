@@ -6,6 +6,8 @@ import { ConfigError } from '../lib/errors.js';
 import { declarativeId } from '../lib/uuid.js';
 import { checkIpOrCidr } from '../lib/ip-matcher.js';
 import type { PluginDefinition } from '../plugins/types.js';
+import { CREDENTIAL_TABLES, type CredentialType } from './credentials.js';
+import { randomBytes } from 'node:crypto';
 
 export interface NormalService {
   id: string;
@@ -41,6 +43,15 @@ export interface NormalConsumer {
   at: string;
   username: string | undefined;
   customId: string | undefined;
+  tags: string[];
+}
+
+export interface NormalCredential {
+  id: string;
+  at: string;
+  type: CredentialType;
+  consumerId: string;
+  fields: Record<string, unknown>;
 }
 
 /** The config after validation: flat entity lists with ids and resolved references. */
@@ -50,6 +61,7 @@ export interface NormalConfig {
   routes: NormalRoute[];
   plugins: NormalPlugin[];
   consumers: NormalConsumer[];
+  credentials: NormalCredential[];
 }
 
 const HOST_PATTERN = /^(\*\.)?([a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*(\.\*)?(:\d{1,5})?$/;
@@ -135,6 +147,8 @@ function checkEntities(config: DeclarativeConfig, plugins: ReadonlyMap<string, P
   const routes: NormalRoute[] = [];
   const pluginList: NormalPlugin[] = [];
   const consumers: NormalConsumer[] = [];
+  const credentials: NormalCredential[] = [];
+  const pendingCredentials: { table: CredentialType; fields: Record<string, unknown>; at: string; consumerId: string }[] = [];
   const serviceByKey = new Map<string, string>();
   const routeByKey = new Map<string, string>();
   const consumerByKey = new Map<string, string>();
@@ -254,9 +268,42 @@ function checkEntities(config: DeclarativeConfig, plugins: ReadonlyMap<string, P
     claimName(consumerByKey, at, 'username', c.username, id);
     consumerByKey.set(id, id);
     if (c.custom_id !== undefined) consumerByKey.set(c.custom_id, id);
-    consumers.push({ id, at, username: c.username, customId: c.custom_id });
+    consumers.push({ id, at, username: c.username, customId: c.custom_id, tags: c.tags ?? [] });
     c.plugins?.forEach((p, j) => pendingPlugins.push({ entity: p, at: `${at}.plugins[${j}]`, consumerId: id }));
+    for (const table of Object.keys(CREDENTIAL_TABLES) as CredentialType[]) {
+      (c[table] as Record<string, unknown>[] | undefined)?.forEach((fields, j) => pendingCredentials.push({ table, fields, at: `${at}.${table}[${j}]`, consumerId: id }));
+    }
   });
+  for (const table of Object.keys(CREDENTIAL_TABLES) as CredentialType[]) {
+    (config[table] as Record<string, unknown>[]).forEach((fields, j) => {
+      const at = `${table}[${j}]`;
+      const ref = refKey(fields.consumer);
+      if (ref === undefined) return err(`${at}.consumer`, 'required field missing');
+      const consumerId = consumerByKey.get(ref);
+      if (!consumerId) return err(`${at}.consumer`, `no consumer named "${ref}"`);
+      pendingCredentials.push({ table, fields, at, consumerId });
+    });
+  }
+  const credentialKeys = new Map<string, string>();
+  for (const { table, fields, at, consumerId } of pendingCredentials) {
+    // Kong generates missing keys and secrets.
+    if (table === 'keyauth_credentials' && fields.key === undefined) fields.key = randomBytes(16).toString('hex');
+    if (table === 'jwt_secrets') {
+      fields.key ??= randomBytes(16).toString('hex');
+      if (String(fields.algorithm).startsWith('HS')) fields.secret ??= randomBytes(16).toString('hex');
+      else if (typeof fields.rsa_public_key !== 'string') err(`${at}.rsa_public_key`, `required for algorithm ${String(fields.algorithm)}`);
+    }
+    if (table === 'hmacauth_credentials' && fields.secret === undefined) fields.secret = randomBytes(16).toString('hex');
+    const keyField = CREDENTIAL_TABLES[table].keyField;
+    const value = String(fields[keyField]);
+    const unique = table === 'acls' ? `${table}:${consumerId}:${value}` : `${table}:${value}`;
+    if (credentialKeys.has(unique)) err(`${at}.${keyField}`, `UNIQUE violation: "${table === 'keyauth_credentials' ? '<key>' : value}" is already used at ${credentialKeys.get(unique)}`);
+    credentialKeys.set(unique, at);
+    // A key-auth id must not be derived from the key itself: the id goes upstream as X-Credential-Identifier.
+    const idKey = table === 'acls' ? `${consumerId}:${value}` : table === 'keyauth_credentials' ? `${consumerId}:${at}` : value;
+    const id = claimId(table, at, fields.id as string | undefined, idKey);
+    credentials.push({ id, at, type: table, consumerId, fields });
+  }
   config.plugins.forEach((p, i) => pendingPlugins.push({ entity: p, at: `plugins[${i}]` }));
 
   const pluginKeys = new Map<string, string>();
@@ -304,5 +351,5 @@ function checkEntities(config: DeclarativeConfig, plugins: ReadonlyMap<string, P
   });
 
   if (errors.length) throw new ConfigError([...new Set(errors)]);
-  return { config, services, routes, plugins: pluginList, consumers };
+  return { config, services, routes, plugins: pluginList, consumers, credentials };
 }

@@ -1,4 +1,5 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { AclEntry, BasicAuthCredential, HmacAuthCredential, JwtSecret, KeyAuthCredential } from './credentials.js';
 
 /**
  * The declarative config, Kong 3.x shape (`_format_version: "3.0"`), with Kong's field names and
@@ -100,8 +101,6 @@ export const ServiceEntity = Type.Object(
   { additionalProperties: false },
 );
 
-/** Credentials and consumers are validated loosely here; the auth issue owns their full schemas. */
-const Credential = Type.Record(Type.String(), Type.Unknown());
 export const ConsumerEntity = Type.Object(
   {
     id: Type.Optional(Id),
@@ -109,11 +108,11 @@ export const ConsumerEntity = Type.Object(
     custom_id: Type.Optional(Type.String({ minLength: 1 })),
     tags: Type.Optional(Tags),
     plugins: Type.Optional(Type.Array(PluginEntity)),
-    keyauth_credentials: Type.Optional(Type.Array(Credential)),
-    basicauth_credentials: Type.Optional(Type.Array(Credential)),
-    jwt_secrets: Type.Optional(Type.Array(Credential)),
-    hmacauth_credentials: Type.Optional(Type.Array(Credential)),
-    acls: Type.Optional(Type.Array(Credential)),
+    keyauth_credentials: Type.Optional(Type.Array(KeyAuthCredential)),
+    basicauth_credentials: Type.Optional(Type.Array(BasicAuthCredential)),
+    jwt_secrets: Type.Optional(Type.Array(JwtSecret)),
+    hmacauth_credentials: Type.Optional(Type.Array(HmacAuthCredential)),
+    acls: Type.Optional(Type.Array(AclEntry)),
     created_at: Type.Optional(Type.Number()),
     updated_at: Type.Optional(Type.Number()),
   },
@@ -164,11 +163,11 @@ export const DeclarativeConfigSchema = Type.Object(
     certificates: Type.Array(Loose('TLS certificates (owned by the TLS issue).'), { default: [] }),
     ca_certificates: Type.Array(Loose('CA certificates.'), { default: [] }),
     snis: Type.Array(Loose('SNIs of certificates.'), { default: [] }),
-    keyauth_credentials: Type.Array(Credential, { default: [] }),
-    basicauth_credentials: Type.Array(Credential, { default: [] }),
-    jwt_secrets: Type.Array(Credential, { default: [] }),
-    hmacauth_credentials: Type.Array(Credential, { default: [] }),
-    acls: Type.Array(Credential, { default: [] }),
+    keyauth_credentials: Type.Array(KeyAuthCredential, { default: [] }),
+    basicauth_credentials: Type.Array(BasicAuthCredential, { default: [] }),
+    jwt_secrets: Type.Array(JwtSecret, { default: [] }),
+    hmacauth_credentials: Type.Array(HmacAuthCredential, { default: [] }),
+    acls: Type.Array(AclEntry, { default: [] }),
     vaults: Type.Optional(Type.Array(Type.Unknown())),
   },
   { additionalProperties: false },

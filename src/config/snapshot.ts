@@ -3,6 +3,7 @@ import type { Router } from '../router/router.js';
 import type { UpstreamPool } from '../proxy/pool.js';
 import type { Settings } from './settings.js';
 import type { DeclarativeConfig } from './schema.js';
+import type { ConsumerIndex } from './consumers.js';
 
 /** A plugin entity bound to its config for this snapshot. */
 export interface BoundPlugin {
@@ -55,6 +56,8 @@ export interface CompiledRoute {
   requestBuffering: boolean;
   responseBuffering: boolean;
   plugins: PluginChain;
+  /** The chain once a consumer is identified (consumer-scoped plugins merged in); memoised per consumer. */
+  chainFor(consumerId: string): PluginChain;
 }
 
 /** Everything one config needs at request time, built once and never mutated. */
@@ -70,6 +73,9 @@ export interface Snapshot {
   globalPlugins: PluginChain;
   services: ReadonlyMap<string, CompiledService>;
   routes: ReadonlyMap<string, CompiledRoute>;
+  consumers: ConsumerIndex;
+  /** Consumers that have plugins scoped to them (only these change a request's chain). */
+  consumersWithPlugins: ReadonlySet<string>;
   /** Releases pools and plugin resources once no request uses this snapshot. */
   dispose(): Promise<void>;
 }

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { CompiledRoute, CompiledService } from '../config/snapshot.js';
+import type { CompiledRoute, CompiledService, PluginChain } from '../config/snapshot.js';
+import type { Consumer, Credential } from '../config/consumers.js';
 
 export type HeaderValue = string | string[];
 /** Header map with lower-case names, as plugins see and edit it. */
@@ -69,6 +70,14 @@ export class Exchange {
   proxyLatency: number;
   /** Per-request state shared between plugins (like kong.ctx.shared). */
   shared: Record<string, unknown>;
+  /** The plugins running for this request: the route's, or the identified consumer's for that route. */
+  chain: PluginChain | undefined;
+  /** The authenticated (or anonymous) consumer, set by an auth plugin through setConsumer(). */
+  consumer: Consumer | undefined;
+  /** The credential that authenticated the consumer (undefined for anonymous). */
+  credential: Credential | undefined;
+  /** Groups set by an auth plugin that knows them (e.g. from token claims), as Kong's authenticated_groups. */
+  authenticatedGroups: string[] | undefined;
 
   constructor(req: IncomingMessage, res: ServerResponse, requestId: string, startedAt: number) {
     this.req = req;
@@ -97,5 +106,9 @@ export class Exchange {
     this.upstreamLatency = -1;
     this.proxyLatency = -1;
     this.shared = {};
+    this.chain = undefined;
+    this.consumer = undefined;
+    this.credential = undefined;
+    this.authenticatedGroups = undefined;
   }
 }

@@ -12,6 +12,7 @@ import { normalizePath } from '../lib/path.js';
 import { upstreamPathV0, upstreamPathV1 } from '../router/upstream-path.js';
 import { requestHeadersForUpstream, responseHeadersForClient } from '../proxy/headers.js';
 import { EMPTY_CHAIN } from '../config/compile.js';
+import { removeIdentityHeaders } from './consumer.js';
 
 export interface HandlerDeps {
   holder: SnapshotHolder;
@@ -117,6 +118,7 @@ export class RequestHandler {
     ex.route = route;
     ex.uriCaptures = match.captures;
     const chain = route.plugins;
+    ex.chain = chain;
 
     if (!route.protocols.has(ex.scheme)) {
       if (route.httpsRedirectStatusCode === 426) {
@@ -144,26 +146,31 @@ export class RequestHandler {
   }
 
   private access(ex: Exchange, snap: Snapshot): Promise<void> | undefined {
-    const chain = ex.route!.plugins;
+    const chain = ex.chain!;
     if (chain.access.length) {
       const out = this.runHooks(ex, chain.access, 'access', 0);
       if (isThenable(out)) {
         return out.then((r) => {
-          if (r) return this.reply(ex, snap, chain, r);
+          if (r) return this.reply(ex, snap, ex.chain!, r);
           this.forward(ex, snap, 0);
           return undefined;
         });
       }
-      if (out) return this.reply(ex, snap, chain, out);
+      if (out) return this.reply(ex, snap, ex.chain!, out);
     }
     this.forward(ex, snap, 0);
     return undefined;
   }
 
-  /** Runs one phase's hooks in priority order; stays synchronous until a hook returns a promise. */
+  /**
+   * Runs one phase's hooks in priority order; stays synchronous until a hook returns a promise.
+   * When an access hook identifies a consumer that has plugins of its own, the rest of the phase
+   * (and the later phases) run that consumer's chain for the route, as Kong does.
+   */
   private runHooks(ex: Exchange, plugins: readonly BoundPlugin[], phase: 'rewrite' | 'access', from: number): Outcome | Promise<Outcome> {
     for (let i = from; i < plugins.length; i++) {
       const plugin = plugins[i]!;
+      const consumerBefore = ex.consumer;
       let out: Outcome | Promise<Outcome>;
       try {
         out = plugin.instance[phase]!(ex);
@@ -172,13 +179,28 @@ export class RequestHandler {
       }
       if (isThenable(out)) {
         return (out as Promise<Outcome>).then(
-          (r) => r ?? this.runHooks(ex, plugins, phase, i + 1),
+          (r) => r ?? this.continueHooks(ex, plugins, phase, i, consumerBefore),
           (err) => this.pluginError(ex, plugin, phase, err),
         );
       }
       if (out) return out;
+      if (ex.consumer !== consumerBefore && phase === 'access') return this.continueHooks(ex, plugins, phase, i, consumerBefore);
     }
     return undefined;
+  }
+
+  private continueHooks(ex: Exchange, plugins: readonly BoundPlugin[], phase: 'rewrite' | 'access', done: number, consumerBefore: unknown): Outcome | Promise<Outcome> {
+    const consumer = ex.consumer;
+    if (phase === 'access' && consumer && consumer !== consumerBefore && ex.route) {
+      const chain = ex.route.chainFor(consumer.id);
+      if (chain !== ex.chain) {
+        ex.chain = chain;
+        const priority = plugins[done]!.priority;
+        const rest = chain.access.filter((p) => p.priority < priority);
+        return this.runHooks(ex, rest, phase, 0);
+      }
+    }
+    return this.runHooks(ex, plugins, phase, done + 1);
   }
 
   private pluginError(ex: Exchange, plugin: BoundPlugin, phase: string, err: unknown): LocalReply {
@@ -214,6 +236,7 @@ export class RequestHandler {
       else delete h['x-forwarded-prefix'];
     }
     h['x-real-ip'] = ex.clientIp;
+    removeIdentityHeaders(h);
     if (snap.settings.viaHeader) {
       const via = `${req.httpVersion} ${this.via}`;
       const prev = h.via;
@@ -239,7 +262,7 @@ export class RequestHandler {
         size += c.length;
         if (size > limit) {
           cleanup();
-          void this.reply(ex, snap, ex.route!.plugins, errorReply(ex, 413, 'Request size limit exceeded', 'request body larger than the buffer limit'));
+          void this.reply(ex, snap, ex.chain!, errorReply(ex, 413, 'Request size limit exceeded', 'request body larger than the buffer limit'));
           resolve(false);
           return;
         }
@@ -305,7 +328,7 @@ export class RequestHandler {
     void this.reply(
       ex,
       snap,
-      ex.route?.plugins ?? EMPTY_CHAIN,
+      ex.chain ?? EMPTY_CHAIN,
       timeout
         ? errorReply(ex, 504, 'The upstream server is timing out', `upstream timeout (${code})`)
         : errorReply(ex, 502, 'An invalid response was received from the upstream server', `upstream error (${code || err.message})`),
@@ -333,7 +356,7 @@ export class RequestHandler {
     if (s.proxyLatencyHeader) h['x-gatehouse-proxy-latency'] = String(ex.proxyLatency);
     if (s.requestIdHeader) h['x-gatehouse-request-id'] = ex.requestId;
     ex.responseHeaders = h;
-    const chain = ex.route!.plugins;
+    const chain = ex.chain!;
     if (chain.response.length) {
       const out = this.runResponseHooks(ex, chain.response, 0);
       if (isThenable(out)) return out.then(() => this.wantsResponseBody(ex, chain));
@@ -440,7 +463,7 @@ export class RequestHandler {
   }
 
   private finish(ex: Exchange, snap: Snapshot): void {
-    const chain = ex.route?.plugins ?? snap.globalPlugins;
+    const chain = ex.chain ?? snap.globalPlugins;
     for (const p of chain.log) {
       try {
         p.instance.log!(ex);

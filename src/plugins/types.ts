@@ -1,6 +1,7 @@
 import type { Static, TSchema } from '@sinclair/typebox';
 import type { Logger } from '../observability/logger.js';
 import type { Exchange, Outcome } from '../pipeline/exchange.js';
+import type { ConsumerIndex } from '../config/consumers.js';
 
 /** What a plugin instance may use. Passed in, never imported as module state. */
 export interface PluginDeps {
@@ -10,6 +11,8 @@ export interface PluginDeps {
   /** Worker number within the node (1-based; 0 in single-process mode). */
   workerId: number;
   version: string;
+  /** Consumers and credentials of the snapshot being built. */
+  consumers: ConsumerIndex;
 }
 
 /**

@@ -6,6 +6,7 @@ import { validateAgainst } from '../../config/validate.js';
 import { createLogger } from '../../observability/logger.js';
 import { Exchange } from '../../pipeline/exchange.js';
 import type { PluginDeps } from '../types.js';
+import { ConsumerIndex } from '../../config/consumers.js';
 import { startGateway, startUpstream, send } from '../../../test/helpers/harness.js';
 import { correlationId } from './index.js';
 
@@ -16,6 +17,7 @@ const deps: PluginDeps = {
   nodeId: '00000000-0000-4000-8000-000000000001',
   workerId: 0,
   version: 'test',
+  consumers: new ConsumerIndex([], []),
 };
 
 function configOf(input: Record<string, unknown>) {

@@ -6,6 +6,7 @@ import { validateAgainst } from '../../config/validate.js';
 import { createLogger } from '../../observability/logger.js';
 import { Exchange } from '../../pipeline/exchange.js';
 import type { PluginDeps } from '../types.js';
+import { ConsumerIndex } from '../../config/consumers.js';
 import { startGateway, startUpstream, send } from '../../../test/helpers/harness.js';
 import { responseTransformer } from './index.js';
 import type { ResponseTransformerConfig } from './schema.js';
@@ -16,6 +17,7 @@ const deps: PluginDeps = {
   nodeId: 'node',
   workerId: 0,
   version: 'test',
+  consumers: new ConsumerIndex([], []),
 };
 
 function configOf(input: Record<string, unknown>): ResponseTransformerConfig {
