@@ -392,3 +392,18 @@ test('reload swaps the config; a request in flight finishes on the old one', asy
   assert.throws(() => gw.gateway.reload({ _format_version: '3.0', services: [{ url: 'nope' }] }), /services\[0\]\.url: invalid URL/);
   assert.equal((await send(`${gw.url}/`)).body, 'new', 'an invalid config changes nothing');
 });
+
+test('absolute-form request targets route on their own authority and path', async () => {
+  const a = await upstream((q, res) => res.end(`a ${q.url}`));
+  const b = await upstream((q, res) => res.end(`b ${q.url}`));
+  const gw = await gateway({
+    _format_version: '3.0',
+    services: [
+      { name: 'a', url: a.url, routes: [{ hosts: ['a.example'] }] },
+      { name: 'b', url: b.url, routes: [{ hosts: ['b.example'] }] },
+    ],
+  });
+  const answer = await rawRequest(gw.port, 'GET http://b.example/x?y=1 HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n');
+  assert.match(answer, /^HTTP\/1\.1 200 /);
+  assert.match(answer, /b \/x\?y=1$/);
+});

@@ -68,9 +68,11 @@ export class RequestHandler {
     const req = ex.req;
     const url = req.url ?? '/';
     let target = url;
+    let authority: string | undefined;
     if (url.charCodeAt(0) !== 0x2f) {
-      // absolute-form: the listener already checked it; route on its path (its host replaced Host).
-      const m = /^https?:\/\/[^/?#]*/i.exec(url);
+      // absolute-form (checked by the listener): its authority replaces Host (RFC 9112 3.2.2).
+      const m = /^https?:\/\/([^/?#]*)/i.exec(url);
+      authority = m?.[1];
       target = m ? url.slice(m[0].length) || '/' : url;
       if (target.charCodeAt(0) === 0x3f) target = `/${target}`;
     }
@@ -86,7 +88,7 @@ export class RequestHandler {
 
     const socket = req.socket as TLSSocket;
     ex.scheme = socket.encrypted ? 'https' : 'http';
-    const hostHeader = req.headers.host ?? '';
+    const hostHeader = authority ?? req.headers.host ?? '';
     const colon = hostHeader.lastIndexOf(':');
     const hasPort = colon > 0 && hostHeader.indexOf(']', colon) < 0;
     ex.host = (hasPort ? hostHeader.slice(0, colon) : hostHeader).toLowerCase();
