@@ -10,6 +10,8 @@ import { createLogger, type Logger } from './observability/logger.js';
 import { PLUGINS } from './plugins/registry.js';
 import { ConfigError } from './lib/errors.js';
 import { VERSION } from './lib/version.js';
+import { MemoryLimitStore } from './cluster/limit-algorithms.js';
+import { answerLimits, IpcLimitClient, isLimitsRequest } from './cluster/local-counters.js';
 
 export interface NodeOptions {
   configPath: string;
@@ -119,6 +121,8 @@ async function runPrimary(options: NodeOptions, logger: Logger): Promise<void> {
   let stopping = false;
   let nextId = 1;
   const pending = new Map<number, { left: number; errors: string[]; results: WorkerMessage[]; done: (r: { errors: string[]; results: WorkerMessage[] }) => void }>();
+  // The node's rate-limit counters (local policy): workers ask over IPC, so a limit is exact for the whole node.
+  const limits = new MemoryLimitStore();
 
   const ask = (msg: Record<string, unknown>): Promise<{ errors: string[]; results: WorkerMessage[] }> =>
     new Promise((resolve) => {
@@ -140,6 +144,10 @@ async function runPrimary(options: NodeOptions, logger: Logger): Promise<void> {
     const w = cluster.fork({ GATEHOUSE_WORKER_ID: String(n), GATEHOUSE_NODE_ID: nodeId });
     workers.set(n, w);
     w.on('message', (m: WorkerMessage) => {
+      if (isLimitsRequest(m)) {
+        if (w.isConnected()) w.send(answerLimits(limits, m));
+        return;
+      }
       if (m.id === undefined) return;
       const p = pending.get(m.id);
       if (!p) return;
@@ -203,6 +211,7 @@ async function runPrimary(options: NodeOptions, logger: Logger): Promise<void> {
       const exits = [...workers.values()].map((w) => new Promise<void>((r) => w.once('exit', () => r())));
       for (const w of workers.values()) w.process.kill('SIGTERM');
       await Promise.all(exits);
+      limits.close();
     },
     async () => target.applyConfig(await readConfigFile(options.configPath)),
   );
@@ -211,9 +220,12 @@ async function runPrimary(options: NodeOptions, logger: Logger): Promise<void> {
 /** A worker of a multi-worker node: one gateway; config changes arrive from the primary. */
 async function runWorker(options: NodeOptions, logger: Logger): Promise<void> {
   const workerId = Number(process.env.GATEHOUSE_WORKER_ID ?? 0);
+  // Rate-limit counters of the local policy live in the primary; replies are fed back below.
+  const limits = new IpcLimitClient((m) => process.send?.(m));
+  process.on('message', (m: unknown) => void limits.receive(m));
   let gateway: Gateway;
   try {
-    gateway = new Gateway({ config: await readConfigFile(options.configPath), proxyListen: options.proxyListen, logger, workerId, nodeId: process.env.GATEHOUSE_NODE_ID });
+    gateway = new Gateway({ config: await readConfigFile(options.configPath), proxyListen: options.proxyListen, logger, workerId, nodeId: process.env.GATEHOUSE_NODE_ID, counters: limits });
     await gateway.start();
   } catch (err) {
     process.send?.({ type: 'failed', message: (err as Error).message });

@@ -28,7 +28,14 @@ export const BasicAuthCredential = Type.Object(
   {
     ...common,
     username: Type.String({ minLength: 1 }),
-    password: Type.String({ minLength: 1, description: 'A plain password (hashed at load) or a stored hash.' }),
+    password: Type.String({
+      minLength: 1,
+      // Plain text, or a well-formed bcrypt / scrypt hash: a mistyped hash is refused, not taken as a password.
+      pattern:
+        '^(?!\\$(2[aby]|scrypt)\\$)[\\s\\S]+$|^\\$2[aby]\\$\\d{2}\\$[./A-Za-z0-9]{53}$|^\\$scrypt\\$ln=\\d{1,2},r=\\d{1,3},p=\\d{1,3}\\$[A-Za-z0-9+/.]+={0,2}\\$[A-Za-z0-9+/.]+={0,2}$',
+      'x-message': 'must be a plain password, a bcrypt hash ($2a$/$2b$/$2y$) or a scrypt hash ($scrypt$ln=<log2 N>,r=<r>,p=<p>$<salt>$<hash>, base64)',
+      description: 'A plain password (hashed with scrypt when first used), or a bcrypt or scrypt hash.',
+    }),
   },
   { additionalProperties: false },
 );
@@ -39,8 +46,22 @@ export const JwtSecret = Type.Object(
   {
     ...common,
     key: Type.Optional(Type.String({ minLength: 1, description: 'Value of the key claim (iss by default) identifying this secret; generated when absent.' })),
-    secret: Type.Optional(Type.String({ minLength: 1, description: 'HMAC secret for HS* algorithms; generated when absent.' })),
-    rsa_public_key: Type.Optional(Type.String({ description: 'PEM public key for RS*, ES*, PS* and EdDSA.' })),
+    secret: Type.Optional(
+      Type.String({
+        minLength: 1,
+        // A public key used as an HMAC secret is the algorithm-confusion attack's precondition.
+        pattern: '^(?![\\s\\S]*-----BEGIN )',
+        'x-message': 'must not be a PEM key: HS* secrets are shared secrets (use rsa_public_key with an asymmetric algorithm)',
+        description: 'HMAC secret for HS* algorithms; generated when absent.',
+      }),
+    ),
+    rsa_public_key: Type.Optional(
+      Type.String({
+        pattern: '^\\s*-----BEGIN (PUBLIC KEY|RSA PUBLIC KEY)-----[\\s\\S]+-----END \\1-----\\s*$',
+        'x-message': 'must be a PEM public key (-----BEGIN PUBLIC KEY-----)',
+        description: 'PEM public key for RS*, ES*, PS* and EdDSA.',
+      }),
+    ),
     algorithm: Type.Union(
       JwtAlgorithms.map((a) => Type.Literal(a)),
       { default: 'HS256' },

@@ -1,7 +1,8 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { RequestHandler } from '../pipeline/handler.js';
-import { ALLOWED_METHODS, normalizeRequest, unsupportedVersionStatus, validateRequest } from './request-validation.js';
+import { ALLOWED_METHODS, normalizeRequest, unsupportedVersionStatus, validateRequest, type Rejection } from './request-validation.js';
 import type { Logger } from '../observability/logger.js';
 
 export interface ListenAddress {
@@ -9,21 +10,36 @@ export interface ListenAddress {
   port: number;
 }
 
-const CLIENT_ERROR_STATUS: Record<string, [number, string]> = {
-  HPE_HEADER_OVERFLOW: [431, 'Request Header Fields Too Large'],
-  ERR_HTTP_REQUEST_TIMEOUT: [408, 'Request Timeout'],
-  HPE_CHUNK_EXTENSIONS_OVERFLOW: [400, 'Bad Request'],
+/** Parser errors that are not a plain 400; an unsupported version is told apart in `parseErrorStatus`. */
+const CLIENT_ERROR_STATUS: Record<string, number> = {
+  HPE_HEADER_OVERFLOW: 431,
+  ERR_HTTP_REQUEST_TIMEOUT: 408,
 };
 
 /** Kong-style `{"message": ...}` bodies for the answers the listener gives itself. */
 const MESSAGES: Record<number, string> = {
   405: 'Method not allowed',
   431: 'Request header or cookie too large',
+  501: 'Not implemented',
   505: 'HTTP version not supported',
 };
 
 function errorBody(status: number): string {
   return JSON.stringify({ message: MESSAGES[status] ?? 'Bad request' });
+}
+
+function parseErrorStatus(err: Error & { code?: string; rawPacket?: Buffer }): number {
+  if (err.code === 'HPE_INVALID_VERSION') return unsupportedVersionStatus(err.rawPacket) ?? 400;
+  return CLIENT_ERROR_STATUS[err.code ?? ''] ?? 400;
+}
+
+/** An error answer written straight to a socket that node's response machinery does not own (parse errors, CONNECT). */
+function endSocket(socket: Socket | Duplex, status: number, extra: Record<string, string> = {}): void {
+  const body = errorBody(status);
+  let head = `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? 'Error'}\r\n`;
+  for (const [name, value] of Object.entries(extra)) head += `${name}: ${value}\r\n`;
+  head += `Date: ${new Date().toUTCString()}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n`;
+  socket.end(head + body);
 }
 
 /** The proxy's HTTP/1.1 listener: node's strict parser, plus request validation before routing. */
@@ -38,7 +54,8 @@ export class HttpListener {
     this.logger = logger;
     this.server = http.createServer(
       {
-        requireHostHeader: true,
+        // Host rules (including a missing Host) are checked by validateRequest, answered like the others.
+        requireHostHeader: false,
         maxHeaderSize: 16384,
         keepAliveTimeout: 60_000,
         headersTimeout: 60_000,
@@ -51,19 +68,25 @@ export class HttpListener {
     // With a listener here node leaves "100 Continue" to us: a request we refuse gets its final
     // status at once instead of an invitation to send a body first.
     this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res, true));
-    this.server.on('clientError', (err: Error & { code?: string; rawPacket?: Buffer }, socket: Socket) => {
+    this.server.on('clientError', (err: Error & { code?: string; rawPacket?: Buffer }, socket: Duplex) => {
       if (!socket.writable || err.code === 'ECONNRESET') {
         socket.destroy();
         return;
       }
-      const [status, text] =
-        err.code === 'HPE_INVALID_VERSION' && unsupportedVersionStatus(err.rawPacket) === 505
-          ? [505, 'HTTP Version Not Supported']
-          : (CLIENT_ERROR_STATUS[err.code ?? ''] ?? [400, 'Bad Request']);
-      const body = errorBody(status);
-      socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
-      logger.info({ type: 'access', status, reason: `parse error (${err.code ?? err.message})`, client_ip: socket.remoteAddress }, 'request rejected');
+      const status = parseErrorStatus(err);
+      endSocket(socket, status);
+      logger.info({ type: 'access', status, reason: `parse error (${err.code ?? err.message})`, client_ip: (socket as Socket).remoteAddress }, 'request rejected');
     });
+    // CONNECT arrives here rather than as a request; validation refuses it like any other invalid request.
+    this.server.on('connect', (req: IncomingMessage, socket: Duplex) => {
+      const rejection = validateRequest(req) ?? { status: 405, reason: 'CONNECT is not supported' };
+      endSocket(socket, rejection.status, rejection.headers);
+      this.logRejection(req, rejection);
+    });
+  }
+
+  private logRejection(req: IncomingMessage, rejection: Rejection): void {
+    this.logger.info({ type: 'access', method: req.method, status: rejection.status, reason: rejection.reason, client_ip: req.socket.remoteAddress }, 'request rejected');
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): void {
@@ -79,7 +102,7 @@ export class HttpListener {
         connection: 'close',
       });
       res.end(body);
-      this.logger.info({ type: 'access', method: req.method, status: rejection.status, reason: rejection.reason, client_ip: req.socket.remoteAddress }, 'request rejected');
+      this.logRejection(req, rejection);
       return;
     }
     normalizeRequest(req);

@@ -29,6 +29,7 @@ const HOST_VALUE = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+;=-]+)(?::(\d{1,
  * gateway (routing, auth plugins, body parsing) and the upstream read different values.
  */
 const SINGLETON_FIELDS = new Set(['host', 'content-length', 'content-type', 'authorization', 'proxy-authorization']);
+const CHECKED_NAME_LENGTHS = new Set([...SINGLETON_FIELDS, 'transfer-encoding'].map((n) => n.length));
 
 /**
  * Header names that must not be spelled with "_" instead of "-": framing, hop-by-hop, forwarding and
@@ -48,6 +49,8 @@ const ENCODED_CONTROL = /%(?:[01][0-9A-Fa-f]|7[Ff])/;
 /** Content-Length is 1*DIGIT (llhttp checks that); a leading zero is legal but read as octal by some parsers. */
 const CANONICAL_LENGTH = /^(?:0|[1-9][0-9]*)$/;
 
+const TOKEN = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
+
 const ABSOLUTE_FORM = /^https?:\/\/([^/?#]*)/i;
 
 /** Request line with a well-formed but unsupported version ("GET / HTTP/1.2", "HTTP/9.9"). */
@@ -58,6 +61,23 @@ function isProtectedAlias(lowerName: string): boolean {
   if (PROTECTED_ALIASES.has(dashed)) return true;
   for (const p of PROTECTED_ALIAS_PREFIXES) if (dashed.startsWith(p)) return true;
   return false;
+}
+
+/**
+ * Transfer-Encoding on a request must be exactly "chunked": llhttp parses chunked framing only, and
+ * another coding ("gzip, chunked") would reach the upstream decoded of its chunks but still
+ * gzip-coded, with the coding itself dropped as hop-by-hop. An unknown but well-formed coding gets
+ * 501 (RFC 9112 6.1, as nginx answers); malformed framing (chunked not last or twice, bad tokens) 400. HTTP/1.0 has no transfer codings:
+ * RFC 9112 6.1 calls such framing faulty.
+ */
+function checkTransferCodings(value: string, minor: number): Rejection | undefined {
+  if (minor === 0) return { status: 400, reason: 'Transfer-Encoding in an HTTP/1.0 request' };
+  const list = value.split(',').map((c) => c.trim().toLowerCase());
+  if (list.length === 1 && list[0] === 'chunked') return undefined;
+  const chunked = list.indexOf('chunked');
+  if (list.some((c) => !TOKEN.test(c))) return { status: 400, reason: 'malformed Transfer-Encoding' };
+  if (chunked >= 0 && chunked !== list.length - 1) return { status: 400, reason: 'chunked is not the final transfer coding, or repeated' };
+  return { status: 501, reason: `unsupported transfer coding "${list.join(', ')}"` };
 }
 
 function validHost(value: string): boolean {
@@ -71,10 +91,14 @@ export function validateRequest(req: IncomingMessage): Rejection | undefined {
   const raw = req.rawHeaders;
   let host: string | undefined;
   let singletonsSeen: Set<string> | undefined;
+  let codings: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
-    const lower = raw[i]!.toLowerCase();
+    const name = raw[i]!;
+    // Lower-casing every name costs more than this length filter (4 host ... 19 proxy-authorization).
+    if (!CHECKED_NAME_LENGTHS.has(name.length)) continue;
+    const lower = name.toLowerCase();
     if (!SINGLETON_FIELDS.has(lower)) {
-      if (lower === 'transfer-encoding' && raw[i + 1]!.trim() === '') return { status: 400, reason: 'empty Transfer-Encoding' };
+      if (lower === 'transfer-encoding') codings = codings === undefined ? raw[i + 1]! : `${codings},${raw[i + 1]!}`;
       continue;
     }
     singletonsSeen ??= new Set();
@@ -82,6 +106,10 @@ export function validateRequest(req: IncomingMessage): Rejection | undefined {
     singletonsSeen.add(lower);
     if (lower === 'host') host = raw[i + 1]!;
     else if (lower === 'content-length' && !CANONICAL_LENGTH.test(raw[i + 1]!)) return { status: 400, reason: 'Content-Length with leading zeros' };
+  }
+  if (codings !== undefined) {
+    const rejection = checkTransferCodings(codings, req.httpVersionMinor);
+    if (rejection) return rejection;
   }
   if (host === undefined) {
     if (req.httpVersionMinor >= 1) return { status: 400, reason: 'missing Host header' };

@@ -2,6 +2,8 @@ import type { Static, TSchema } from '@sinclair/typebox';
 import type { Logger } from '../observability/logger.js';
 import type { Exchange, Outcome } from '../pipeline/exchange.js';
 import type { ConsumerIndex } from '../config/consumers.js';
+import type { LimitStore } from '../cluster/limit-types.js';
+import type { RedisRegistry } from '../cluster/redis.js';
 
 /** What a plugin instance may use. Passed in, never imported as module state. */
 export interface PluginDeps {
@@ -13,6 +15,15 @@ export interface PluginDeps {
   version: string;
   /** Consumers and credentials of the snapshot being built. */
   consumers: ConsumerIndex;
+  /**
+   * Node-local rate-limit counters (the `local` policy): in this process, or in the cluster primary
+   * over IPC. Owned by the gateway, so counts survive reloads. Absent outside a Gateway (unit tests).
+   */
+  counters?: LimitStore;
+  /** The gateway's shared Redis clients, one per distinct connection config. Absent outside a Gateway. */
+  redis?: RedisRegistry;
+  /** Wall clock in ms since the epoch (tests pass a controllable one). Default Date.now. */
+  now?: () => number;
 }
 
 /**

@@ -11,6 +11,9 @@ import { createLogger, type Logger } from '../observability/logger.js';
 import { PLUGINS } from '../plugins/registry.js';
 import type { PluginDefinition } from '../plugins/types.js';
 import { VERSION } from '../lib/version.js';
+import { RedisRegistry } from '../cluster/redis.js';
+import { MemoryLimitStore } from '../cluster/limit-algorithms.js';
+import type { LimitStore } from '../cluster/limit-types.js';
 
 export interface GatewayOptions {
   /** Parsed declarative config document. */
@@ -20,6 +23,10 @@ export interface GatewayOptions {
   workerId?: number;
   nodeId?: string;
   plugins?: ReadonlyMap<string, PluginDefinition<any>>;
+  /** Node-local rate-limit counters; a worker passes the primary's (IPC). Default: in this process. */
+  counters?: LimitStore;
+  /** Clock for plugins (ms since the epoch); tests pass a controllable one. */
+  now?: () => number;
 }
 
 /**
@@ -39,6 +46,10 @@ export class Gateway {
   private versionCounter = 1;
   private proxyAddress: ListenAddress | undefined;
   private readonly options: GatewayOptions;
+  /** Redis clients shared by the plugins of every snapshot of this gateway; closed on stop. */
+  readonly redis: RedisRegistry;
+  private readonly counters: LimitStore;
+  private readonly ownCounters: MemoryLimitStore | undefined;
 
   constructor(options: GatewayOptions) {
     this.options = options;
@@ -46,6 +57,9 @@ export class Gateway {
     this.nodeId = options.nodeId ?? randomUUID();
     this.workerId = options.workerId ?? 0;
     this.plugins = options.plugins ?? PLUGINS;
+    this.redis = new RedisRegistry(this.logger);
+    this.ownCounters = options.counters ? undefined : new MemoryLimitStore();
+    this.counters = options.counters ?? this.ownCounters!;
     const first = this.build(options.config);
     this.holder = new SnapshotHolder(first, (old) => this.retire(old));
     const handler = new RequestHandler({ holder: this.holder, logger: this.logger, ids: new RequestIds(), version: VERSION, stats: this.stats });
@@ -84,7 +98,7 @@ export class Gateway {
 
   private build(document: unknown): Snapshot {
     const normal = normalizeConfig(document, this.plugins);
-    return compileSnapshot(normal, { pools: this.pools, pluginDeps: { logger: this.logger, nodeId: this.nodeId, workerId: this.workerId, version: VERSION } }, this.versionCounter++);
+    return compileSnapshot(normal, { pools: this.pools, pluginDeps: { logger: this.logger, nodeId: this.nodeId, workerId: this.workerId, version: VERSION, counters: this.counters, redis: this.redis, now: this.options.now ?? Date.now } }, this.versionCounter++);
   }
 
   private retire(old: Snapshot): void {
@@ -103,5 +117,7 @@ export class Gateway {
     await drained;
     await this.holder.current.dispose();
     await this.pools.closeAll(true);
+    await this.redis.closeAll();
+    this.ownCounters?.close();
   }
 }
