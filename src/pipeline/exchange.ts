@@ -54,6 +54,11 @@ export class Exchange {
   upstreamHeaders: HeaderMap;
   /** The whole request body, when a plugin on the route asked for it to be buffered. */
   requestBody: Buffer | undefined;
+  /**
+   * Most bytes of a streamed request body (one without Content-Length) to forward; set in access.
+   * Crossing it aborts the upstream call and answers 413 (417 with Expect: 100-continue).
+   */
+  requestBodyLimit: number | undefined;
   /** Response status (from upstream or a local reply). */
   status: number;
   /** Response headers sent to the client, lower-case names. */
@@ -98,6 +103,7 @@ export class Exchange {
     this.upstreamQuery = null;
     this.upstreamHeaders = {};
     this.requestBody = undefined;
+    this.requestBodyLimit = undefined;
     this.status = 0;
     this.responseHeaders = {};
     this.responseBody = undefined;

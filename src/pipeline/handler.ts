@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Dispatcher } from 'undici';
 import { performance } from 'node:perf_hooks';
@@ -292,11 +293,15 @@ export class RequestHandler {
     const req = ex.req;
     let body: Dispatcher.DispatchOptions['body'] = null;
     if (ex.requestBody !== undefined) {
+      if (ex.requestBodyLimit !== undefined && ex.requestBody.length > ex.requestBodyLimit) {
+        return this.upstreamFailed(ex, snap, attempt, Object.assign(new Error(`request body larger than ${ex.requestBodyLimit} bytes`), { code: BODY_TOO_LARGE }));
+      }
       body = ex.requestBody;
       ex.upstreamHeaders['content-length'] = String(ex.requestBody.length);
       delete ex.upstreamHeaders['transfer-encoding'];
     } else if (this.hasBody(req)) {
-      body = req;
+      // undici sends async iterables too (its types only list streams).
+      body = ex.requestBodyLimit === undefined ? req : (limitBody(req, ex.requestBodyLimit) as unknown as Readable);
     }
     if (attempt === 0) ex.proxyLatency = elapsed(ex.startedAt);
     const call = new UpstreamCall(this, ex, snap, attempt, performance.now());
@@ -318,6 +323,13 @@ export class RequestHandler {
   upstreamFailed(ex: Exchange, snap: Snapshot, attempt: number, err: Error & { code?: string }): void {
     if (ex.res.destroyed) return;
     const code = err.code ?? '';
+    if (code === BODY_TOO_LARGE) {
+      // The rest of the body stays unread: answer, then close the connection.
+      ex.res.shouldKeepAlive = false;
+      const expect = ex.req.headers.expect?.toLowerCase() === '100-continue';
+      void this.reply(ex, snap, ex.chain ?? EMPTY_CHAIN, errorReply(ex, expect ? 417 : 413, 'Request size limit exceeded', err.message));
+      return;
+    }
     const connectFailure = CONNECT_ERRORS.has(code);
     const replayable = ex.requestBody !== undefined || !this.hasBody(ex.req) || (!ex.req.readableDidRead && !ex.req.destroyed);
     const retryable = replayable && (connectFailure || IDEMPOTENT.has(ex.method));
@@ -493,6 +505,18 @@ export class RequestHandler {
       );
     }
     this.deps.holder.release(snap);
+  }
+}
+
+const BODY_TOO_LARGE = 'GH_BODY_TOO_LARGE';
+
+/** The request stream, failing once more than `limit` bytes went through (no buffering). */
+async function* limitBody(req: IncomingMessage, limit: number): AsyncGenerator<Buffer> {
+  let seen = 0;
+  for await (const chunk of req) {
+    seen += (chunk as Buffer).length;
+    if (seen > limit) throw Object.assign(new Error(`streamed request body larger than ${limit} bytes`), { code: BODY_TOO_LARGE });
+    yield chunk as Buffer;
   }
 }
 
