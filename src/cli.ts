@@ -4,6 +4,7 @@ import { normalizeConfig } from './config/normalize.js';
 import { PLUGINS } from './plugins/registry.js';
 import { ConfigError } from './lib/errors.js';
 import { parseListen, parseWorkers, runNode } from './main.js';
+import { validateConfig } from './runtime/gateway.js';
 import { runDemo } from './demo/demo.js';
 import { VERSION } from './lib/version.js';
 
@@ -37,7 +38,9 @@ async function main(argv: string[]): Promise<number> {
       return 2;
     }
     try {
-      const normal = normalizeConfig(await readConfigFile(file), PLUGINS);
+      const document = await readConfigFile(file);
+      const normal = normalizeConfig(document, PLUGINS);
+      await validateConfig(document, PLUGINS);
       console.log(`${file}: valid (${normal.services.length} services, ${normal.routes.length} routes, ${normal.plugins.length} plugins, ${normal.consumers.length} consumers)`);
       return 0;
     } catch (err) {

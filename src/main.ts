@@ -1,9 +1,8 @@
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import { randomUUID } from 'node:crypto';
-import { Gateway } from './runtime/gateway.js';
+import { Gateway, validateConfig } from './runtime/gateway.js';
 import { readConfigFile } from './config/load.js';
-import { normalizeConfig } from './config/normalize.js';
 import { createAdminServer, isLoopback, listenAdmin, type AdminTarget } from './admin/server.js';
 import type { ListenAddress } from './listeners/http-listener.js';
 import { createLogger, type Logger } from './observability/logger.js';
@@ -114,7 +113,7 @@ interface WorkerMessage {
 /** Primary of a multi-worker node: forks workers (which share the proxy port), serves the admin API, fans reloads out. */
 async function runPrimary(options: NodeOptions, logger: Logger): Promise<void> {
   let current = await readConfigFile(options.configPath);
-  normalizeConfig(current, PLUGINS);
+  await validateConfig(current, PLUGINS);
   checkAdminListen(options.adminListen);
   const nodeId = randomUUID();
   const workers = new Map<number, Worker>();
@@ -191,7 +190,7 @@ async function runPrimary(options: NodeOptions, logger: Logger): Promise<void> {
     },
     exportConfig: () => current,
     applyConfig: async (doc) => {
-      normalizeConfig(doc, PLUGINS);
+      await validateConfig(doc, PLUGINS);
       const { errors } = await ask({ type: 'apply', document: doc });
       if (errors.length) throw new ConfigError(errors);
       current = doc;

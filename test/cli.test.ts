@@ -138,3 +138,24 @@ test('the demo: npm start serves the bundled demo config with its services', asy
   demo.child.kill('SIGTERM');
   assert.equal(await demo.exited, 0);
 });
+
+test('config validate builds the plugins too: a broken public key is reported before any start', () => {
+  const file = writeConfig(
+    'badkey.yaml',
+    [
+      '_format_version: "3.0"',
+      'plugins:',
+      '- name: jwt',
+      'consumers:',
+      '- username: svc',
+      '  jwt_secrets:',
+      '  - key: issuer-1',
+      '    algorithm: RS256',
+      '    rsa_public_key: "-----BEGIN PUBLIC KEY-----\\nAAAAnotakey\\n-----END PUBLIC KEY-----\\n"',
+      '',
+    ].join('\n'),
+  );
+  const r = spawnSync(process.execPath, [BIN, 'config', 'validate', file], { encoding: 'utf8' });
+  assert.equal(r.status, 1, r.stdout + r.stderr);
+  assert.match(r.stderr, /invalid/);
+});

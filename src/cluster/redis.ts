@@ -133,10 +133,12 @@ export class SharedRedis {
   private readonly logger: Logger;
   private readonly where: string;
 
-  constructor(key: string, config: RedisConnectionConfig, logger: Logger) {
+  constructor(key: string, config: RedisConnectionConfig, logger: Logger, lazy = false) {
     this.key = key;
     this.logger = logger;
     const built = ioredisOptions(config);
+    // A registry used only to validate a config never connects.
+    if (lazy) built.options.lazyConnect = true;
     this.where = config.cluster_nodes?.length
       ? `cluster ${config.cluster_nodes.map((n) => `${n.ip}:${n.port}`).join(',')}`
       : config.sentinel_master
@@ -252,9 +254,12 @@ export class SharedRedis {
 export class RedisRegistry {
   private readonly clients = new Map<string, SharedRedis>();
   private readonly logger: Logger;
+  private readonly lazy: boolean;
 
-  constructor(logger: Logger) {
+  /** `lazy`: clients connect on their first command (used when a config is only validated). */
+  constructor(logger: Logger, options: { lazy?: boolean } = {}) {
     this.logger = logger;
+    this.lazy = options.lazy ?? false;
   }
 
   /** Open connections (for tests and status). */
@@ -266,7 +271,7 @@ export class RedisRegistry {
     const key = connectionKey(config);
     let c = this.clients.get(key);
     if (!c) {
-      c = new SharedRedis(key, config, this.logger);
+      c = new SharedRedis(key, config, this.logger, this.lazy);
       this.clients.set(key, c);
     }
     c.refs++;

@@ -67,8 +67,8 @@ function isProtectedAlias(lowerName: string): boolean {
  * Transfer-Encoding on a request must be exactly "chunked": llhttp parses chunked framing only, and
  * another coding ("gzip, chunked") would reach the upstream decoded of its chunks but still
  * gzip-coded, with the coding itself dropped as hop-by-hop. An unknown but well-formed coding gets
- * 501 (RFC 9112 6.1, as nginx answers); malformed framing (chunked not last or twice, bad tokens) 400. HTTP/1.0 has no transfer codings:
- * RFC 9112 6.1 calls such framing faulty.
+ * 501 (RFC 9112 6.1, as nginx answers); malformed framing (chunked not last or repeated, a bad
+ * token) gets 400. HTTP/1.0 has no transfer codings: RFC 9112 6.1 calls such framing faulty.
  */
 function checkTransferCodings(value: string, minor: number): Rejection | undefined {
   if (minor === 0) return { status: 400, reason: 'Transfer-Encoding in an HTTP/1.0 request' };
@@ -199,8 +199,9 @@ function distinctFromRaw(raw: string[]): NodeJS.Dict<string[]> {
 }
 
 /**
- * Status for a request llhttp refused because of its version: 505 when the request line is
- * well-formed but names a version other than 1.0 or 1.1 (llhttp accepts no other), else undefined.
+ * Status for a request llhttp refused with HPE_INVALID_VERSION: 505 when the request line is
+ * well-formed and names a version other than 1.0 or 1.1 ("HTTP/1.2", "HTTP/9.9"), else undefined
+ * (a malformed version such as "HTTP/01.1" stays a 400).
  */
 export function unsupportedVersionStatus(rawPacket: Buffer | undefined): number | undefined {
   if (!rawPacket) return undefined;

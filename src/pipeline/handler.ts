@@ -68,15 +68,8 @@ export class RequestHandler {
   private process(ex: Exchange, snap: Snapshot): Promise<void> | undefined {
     const req = ex.req;
     const url = req.url ?? '/';
-    let target = url;
-    let authority: string | undefined;
-    if (url.charCodeAt(0) !== 0x2f) {
-      // absolute-form (checked by the listener): its authority replaces Host (RFC 9112 3.2.2).
-      const m = /^https?:\/\/([^/?#]*)/i.exec(url);
-      authority = m?.[1];
-      target = m ? url.slice(m[0].length) || '/' : url;
-      if (target.charCodeAt(0) === 0x3f) target = `/${target}`;
-    }
+    // The listener hands over origin-form targets only (absolute-form is rewritten there).
+    const target = url;
     const q = target.indexOf('?');
     const rawPath = q < 0 ? target : target.slice(0, q);
     ex.query = q < 0 ? null : target.slice(q + 1);
@@ -89,7 +82,7 @@ export class RequestHandler {
 
     const socket = req.socket as TLSSocket;
     ex.scheme = socket.encrypted ? 'https' : 'http';
-    const hostHeader = authority ?? req.headers.host ?? '';
+    const hostHeader = req.headers.host ?? '';
     const colon = hostHeader.lastIndexOf(':');
     const hasPort = colon > 0 && hostHeader.indexOf(']', colon) < 0;
     ex.host = (hasPort ? hostHeader.slice(0, colon) : hostHeader).toLowerCase();

@@ -91,9 +91,9 @@ export class Gateway {
     return next;
   }
 
-  /** Checks a config without applying it. */
-  check(document: unknown): void {
-    normalizeConfig(document, this.plugins);
+  /** Checks a config without applying it (see validateConfig). */
+  check(document: unknown): Promise<void> {
+    return validateConfig(document, this.plugins);
   }
 
   private build(document: unknown): Snapshot {
@@ -119,5 +119,26 @@ export class Gateway {
     await this.pools.closeAll(true);
     await this.redis.closeAll();
     this.ownCounters?.close();
+  }
+}
+
+/**
+ * Validates a config document as a reload would: schema and entity checks, then every plugin is
+ * created (so bad keys or hashes surface) and disposed. Nothing listens and nothing connects.
+ * Throws ConfigError naming every bad field.
+ */
+export async function validateConfig(document: unknown, plugins: ReadonlyMap<string, PluginDefinition<any>> = PLUGINS): Promise<void> {
+  const normal = normalizeConfig(document, plugins);
+  const logger = createLogger({ level: 'silent' });
+  const pools = new PoolManager();
+  const redis = new RedisRegistry(logger, { lazy: true });
+  const counters = new MemoryLimitStore();
+  try {
+    const snapshot = compileSnapshot(normal, { pools, pluginDeps: { logger, nodeId: randomUUID(), workerId: 0, version: VERSION, counters, redis, now: Date.now } }, 0);
+    await snapshot.dispose();
+  } finally {
+    await pools.closeAll(true);
+    await redis.closeAll();
+    counters.close();
   }
 }
