@@ -3,7 +3,8 @@ import { availableParallelism } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { Gateway, validateConfig } from './runtime/gateway.js';
 import { readConfigFile } from './config/load.js';
-import { createAdminServer, isLoopback, listenAdmin, type AdminTarget } from './admin/server.js';
+import type { AdminAnswer } from './plugins/types.js';
+import { askPlugins, createAdminServer, isLoopback, listenAdmin, type AdminTarget } from './admin/server.js';
 import type { ListenAddress } from './listeners/http-listener.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { PLUGINS } from './plugins/registry.js';
@@ -76,6 +77,7 @@ async function runSingle(options: NodeOptions, logger: Logger): Promise<void> {
       gateway.reload(doc);
       current = doc;
     },
+    pluginAdmin: (request) => askPlugins(gateway.snapshot, request),
   };
   checkAdminListen(options.adminListen);
   const proxy = await gateway.start();
@@ -100,7 +102,8 @@ async function runSingle(options: NodeOptions, logger: Logger): Promise<void> {
 }
 
 interface WorkerMessage {
-  type: 'ready' | 'applied' | 'stats' | 'failed';
+  type: 'ready' | 'applied' | 'stats' | 'failed' | 'plugin-admin';
+  answer?: AdminAnswer;
   id?: number;
   errors?: string[];
   requests?: number;
@@ -195,6 +198,11 @@ async function runPrimary(options: NodeOptions, logger: Logger): Promise<void> {
       if (errors.length) throw new ConfigError(errors);
       current = doc;
     },
+    // Every worker applies the request (its plugins hold per-worker state); the first answer is sent.
+    pluginAdmin: async (request) => {
+      const { results } = await ask({ type: 'plugin-admin', method: request.method, path: request.path, query: request.query.toString(), body: request.body });
+      return results.find((r) => r.answer)?.answer;
+    },
   };
   let admin: ReturnType<typeof createAdminServer> | undefined;
   if (options.adminListen) {
@@ -238,6 +246,12 @@ async function runWorker(options: NodeOptions, logger: Logger): Promise<void> {
       } catch (err) {
         process.send?.({ type: 'applied', id: m.id, errors: err instanceof ConfigError ? err.errors : [(err as Error).message] });
       }
+    } else if (m.type === 'plugin-admin') {
+      const r = m as unknown as { id: number; method: string; path: string; query: string; body: unknown };
+      askPlugins(gateway.snapshot, { method: r.method, path: r.path, query: new URLSearchParams(r.query), body: r.body }).then(
+        (answer) => process.send?.({ type: 'plugin-admin', id: r.id, answer }),
+        (err) => process.send?.({ type: 'plugin-admin', id: r.id, answer: { status: 500, body: { message: (err as Error).message } } }),
+      );
     } else if (m.type === 'stats') {
       const s = gateway.snapshot;
       process.send?.({ type: 'stats', id: m.id, requests: gateway.stats.requests, active: gateway.activeRequests, version: s.version, hash: s.hash });

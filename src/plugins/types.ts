@@ -45,8 +45,28 @@ export interface PluginInstance {
   needsRequestBody?(ex: Exchange): boolean;
   /** Asked in the response phase: should the response body be buffered and passed to responseBody? */
   needsResponseBody?(ex: Exchange): boolean;
+  /**
+   * Admin API requests the core does not answer itself (e.g. `DELETE /proxy-cache/{key}`) are
+   * offered to every plugin instance of the live snapshot; return an answer, or undefined to pass.
+   */
+  admin?(request: AdminRequest): AdminAnswer | undefined | Promise<AdminAnswer | undefined>;
   /** When the snapshot that owns this instance is retired. */
   dispose?(): Promise<void> | void;
+}
+
+/** An admin API request as plugins see it (already parsed; body is parsed JSON or undefined). */
+export interface AdminRequest {
+  method: string;
+  /** Path without the query string, e.g. "/proxy-cache/abc". */
+  path: string;
+  query: URLSearchParams;
+  body: unknown;
+}
+
+export interface AdminAnswer {
+  status: number;
+  /** Sent as JSON; omitted: empty body. */
+  body?: unknown;
 }
 
 /** A plugin: one folder, one declaration of its config schema (validation, type and docs). */
