@@ -1,0 +1,176 @@
+// The proxies under test. Each target knows how to start itself (one worker/process, pointing at
+// the upstream) and what wrk should send it. Every target gets the same request, GET /api/hello,
+// except scenario c, which rotates over one request per route.
+import { copyFileSync, cpSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startProcess, cleanEnv, httpGet } from './procs.mjs';
+import { startNginxProxy } from './nginx.mjs';
+import { ensurePeer, ROOT } from './setup.mjs';
+import { manyRoutes, requestList, rotatingLua } from './routes.mjs';
+
+const PATH = '/api/hello';
+const API_KEY = 'bench-key';
+
+function gatehouseConfig(upstreamPort, routeExtra = {}, top = {}) {
+  return {
+    _format_version: '3.0',
+    // No per-request access log line: none of the other targets writes one either.
+    _gatehouse: { access_log: false },
+    services: [{ name: 'upstream', url: `http://127.0.0.1:${upstreamPort}`, routes: [{ name: 'api', paths: ['/api'], ...routeExtra }] }],
+    ...top,
+  };
+}
+
+function startGatehouse(ctx, name, port, config, workers = 1) {
+  const file = join(ctx.dir, `${name}.json`);
+  writeFileSync(file, JSON.stringify(config));
+  const args = [join(ctx.gatehouseRoot ?? ROOT, 'bin', 'gatehouse.js'), 'start', '--config', file, '--proxy-listen', `127.0.0.1:${port}`, '--admin-listen', 'off', '--workers', String(workers), '--grace-period', '1'];
+  return startProcess(name, process.execPath, [...(ctx.nodeArgs ?? []), ...args], { logFile: join(ctx.dir, `${name}.out`) });
+}
+
+/** Scenario b's plugin set; the bench skips b until the registry has all of them. */
+export const SCENARIO_B_PLUGINS = ['key-auth', 'rate-limiting', 'correlation-id'];
+
+export const TARGETS = [
+  {
+    name: 'nginx',
+    label: 'nginx reverse proxy (keepalive 64)',
+    reference: true,
+    start: (ctx, port) => startNginxProxy(ctx.nginx, ctx.dir, port, ctx.upstreamPort),
+  },
+  {
+    name: 'gatehouse-a',
+    label: 'Gatehouse a: plain proxy, 1 route',
+    start: (ctx, port) => startGatehouse(ctx, 'gatehouse-a', port, gatehouseConfig(ctx.upstreamPort)),
+  },
+  {
+    name: 'gatehouse-b',
+    label: 'Gatehouse b: key-auth + rate-limiting + correlation-id',
+    skip: (ctx) => {
+      const missing = SCENARIO_B_PLUGINS.filter((p) => !ctx.plugins.has(p));
+      return missing.length ? `skipped: plugin${missing.length > 1 ? 's' : ''} ${missing.join(', ')} not in src/plugins/registry.ts yet` : undefined;
+    },
+    headers: { apikey: API_KEY },
+    /** The plugins must really be on the path: no key -> 401; with it, a rate-limit header. */
+    async verify(port) {
+      const denied = await httpGet(port, PATH);
+      if (denied.status !== 401) throw new Error(`GET ${PATH} without a key answered ${denied.status}, expected 401 from key-auth`);
+      const ok = await httpGet(port, PATH, { apikey: API_KEY });
+      if (!Object.keys(ok.headers).some((h) => /ratelimit/i.test(h))) throw new Error(`no rate-limit header in ${JSON.stringify(ok.headers)}`);
+    },
+    start: (ctx, port) =>
+      startGatehouse(
+        ctx,
+        'gatehouse-b',
+        port,
+        gatehouseConfig(
+          ctx.upstreamPort,
+          {
+            plugins: [
+              { name: 'key-auth', config: { key_names: ['apikey'] } },
+              // local policy, a limit the run never reaches
+              { name: 'rate-limiting', config: { second: 1_000_000_000, policy: 'local' } },
+              { name: 'correlation-id', config: {} },
+            ],
+          },
+          { consumers: [{ username: 'bench', keyauth_credentials: [{ key: API_KEY }] }] },
+        ),
+      ),
+  },
+  {
+    name: 'gatehouse-c',
+    label: 'Gatehouse c: 10,000 routes, requests spread over them',
+    prepare(ctx) {
+      const { services, requests } = manyRoutes(`http://127.0.0.1:${ctx.upstreamPort}`);
+      const list = join(ctx.dir, 'gatehouse-c-requests.txt');
+      writeFileSync(list, requestList(requests));
+      this.lua = rotatingLua(list);
+      this.config = { _format_version: '3.0', _gatehouse: { access_log: false }, services };
+      // Readiness and sanity checks: a spread of the routes, every kind included.
+      this.checks = requests.filter((_, i) => i % 97 === 0 || i === requests.length - 1).map((r) => ({ path: r.path, headers: { host: r.host } }));
+    },
+    start(ctx, port) {
+      const cfg = structuredClone(this.config);
+      for (const s of cfg.services) s.url = `http://127.0.0.1:${ctx.upstreamPort}`;
+      return startGatehouse(ctx, 'gatehouse-c', port, cfg);
+    },
+  },
+  {
+    name: 'gatehouse-d',
+    label: 'Gatehouse d: plain proxy, --workers 2',
+    workers: 2,
+    start: (ctx, port) => startGatehouse(ctx, 'gatehouse-d', port, gatehouseConfig(ctx.upstreamPort), 2),
+  },
+  {
+    name: 'fast-gateway',
+    label: 'fast-gateway 3.4.7',
+    prepare(ctx) {
+      this.pkg = ensurePeer('fast-gateway');
+      this.script = join(ctx.dir, 'fast-gateway.cjs');
+      writeFileSync(
+        this.script,
+        `const gateway = require(${JSON.stringify(this.pkg)});
+const [port, upstream] = process.argv.slice(2);
+gateway({ routes: [{ prefix: '/api', target: 'http://127.0.0.1:' + upstream }] })
+  .start(Number(port), '127.0.0.1')
+  .then(() => console.log('fast-gateway listening on ' + port));
+`,
+      );
+    },
+    start(ctx, port) {
+      return startProcess('fast-gateway', process.execPath, [this.script, String(port), String(ctx.upstreamPort)], { logFile: join(ctx.dir, 'fast-gateway.out') });
+    },
+  },
+  {
+    name: 'express-gateway',
+    label: 'express-gateway 1.16',
+    prepare(ctx) {
+      this.pkg = ensurePeer('express-gateway');
+      this.script = join(ctx.dir, 'express-gateway.cjs');
+      writeFileSync(
+        this.script,
+        `require(${JSON.stringify(this.pkg)})().load(process.argv[2]).run();
+`,
+      );
+    },
+    start(ctx, port) {
+      // A fresh config folder per start: gateway.config.yml with this port, the package's
+      // system.config.yml, and models/ copied from the package's lib/config (it will not start without).
+      const cfgDir = join(ctx.dir, `express-gateway-config-${port}`);
+      mkdirSync(cfgDir, { recursive: true });
+      cpSync(join(this.pkg, 'lib', 'config', 'models'), join(cfgDir, 'models'), { recursive: true });
+      copyFileSync(join(this.pkg, 'lib', 'config', 'system.config.yml'), join(cfgDir, 'system.config.yml'));
+      writeFileSync(
+        join(cfgDir, 'gateway.config.yml'),
+        `http:
+  port: ${port}
+  hostname: 127.0.0.1
+apiEndpoints:
+  api:
+    host: '*'
+    paths: ['/api', '/api/*']
+serviceEndpoints:
+  backend:
+    url: 'http://127.0.0.1:${ctx.upstreamPort}'
+policies:
+  - proxy
+pipelines:
+  default:
+    apiEndpoints:
+      - api
+    policies:
+      - proxy:
+          - action:
+              serviceEndpoint: backend
+              changeOrigin: true
+`,
+      );
+      return startProcess('express-gateway', process.execPath, [this.script, cfgDir], {
+        logFile: join(ctx.dir, 'express-gateway.out'),
+        env: cleanEnv({ LOG_LEVEL: 'warn', EG_DB_EMULATE: 'true' }),
+      });
+    },
+  },
+];
+
+export const REQUEST_PATH = PATH;
