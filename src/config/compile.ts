@@ -121,6 +121,7 @@ export function compileSnapshot(normal: NormalConfig, deps: CompileDeps, version
         connectTimeout: e.connect_timeout,
         poolSize: settings.keepAlivePoolSize,
         keepAliveTimeout: settings.keepAliveIdleTimeout,
+        tlsVerify: e.tls_verify ?? true,
       }),
     });
   }

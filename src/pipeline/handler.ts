@@ -1,7 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import type { Dispatcher } from 'undici';
 import { performance } from 'node:perf_hooks';
 import { Exchange, type HeaderMap, type LocalReply, type Outcome } from './exchange.js';
 import { errorReply } from './reply.js';
@@ -11,7 +9,8 @@ import type { SnapshotHolder } from '../runtime/holder.js';
 import type { Logger } from '../observability/logger.js';
 import { normalizePath } from '../lib/path.js';
 import { upstreamPathV0, upstreamPathV1 } from '../router/upstream-path.js';
-import { requestHeadersForUpstream, responseHeadersForClient } from '../proxy/headers.js';
+import { requestHeadersForUpstream, responseHeadersFromRaw } from '../proxy/headers.js';
+import { UpstreamErrors, type RequestBody, type RequestHandle, type ResponseSink, type UpstreamError } from '../proxy/http1-client.js';
 import { EMPTY_CHAIN } from '../config/compile.js';
 import { removeIdentityHeaders } from './consumer.js';
 
@@ -25,8 +24,9 @@ export interface HandlerDeps {
 }
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
-const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'EADDRNOTAVAIL']);
-const TIMEOUT_ERRORS = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
+/** Failures before anything reached the upstream: retried for any method. */
+const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL', UpstreamErrors.CONNECT_TIMEOUT]);
+const TIMEOUT_ERRORS = new Set([UpstreamErrors.CONNECT_TIMEOUT, UpstreamErrors.READ_TIMEOUT, UpstreamErrors.WRITE_TIMEOUT, 'ETIMEDOUT']);
 
 function isThenable(v: unknown): v is PromiseLike<unknown> {
   return typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function';
@@ -284,29 +284,29 @@ export class RequestHandler {
   private forward(ex: Exchange, snap: Snapshot, attempt: number): void {
     const service = ex.service!;
     const req = ex.req;
-    let body: Dispatcher.DispatchOptions['body'] = null;
+    let body: RequestBody = null;
+    let contentLength: number | undefined;
     if (ex.requestBody !== undefined) {
       if (ex.requestBodyLimit !== undefined && ex.requestBody.length > ex.requestBodyLimit) {
         return this.upstreamFailed(ex, snap, attempt, Object.assign(new Error(`request body larger than ${ex.requestBodyLimit} bytes`), { code: BODY_TOO_LARGE }));
       }
       body = ex.requestBody;
-      ex.upstreamHeaders['content-length'] = String(ex.requestBody.length);
-      delete ex.upstreamHeaders['transfer-encoding'];
     } else if (this.hasBody(req)) {
-      // undici sends async iterables too (its types only list streams).
-      body = ex.requestBodyLimit === undefined ? req : (limitBody(req, ex.requestBodyLimit) as unknown as Readable);
+      body = ex.requestBodyLimit === undefined ? req : limitBody(req, ex.requestBodyLimit);
+      const cl = req.headers['content-length'];
+      if (cl !== undefined && req.headers['transfer-encoding'] === undefined) contentLength = Number(cl);
     }
     if (attempt === 0) ex.proxyLatency = elapsed(ex.startedAt);
     const call = new UpstreamCall(this, ex, snap, attempt, performance.now());
-    const path = ex.upstreamQuery === null ? ex.upstreamPath : `${ex.upstreamPath}?${ex.upstreamQuery}`;
-    service.pool.dispatcher.dispatch(
+    call.handle = service.pool.http1.request(
       {
-        path,
-        method: ex.method as Dispatcher.HttpMethod,
-        headers: ex.upstreamHeaders as Record<string, string | string[]>,
+        method: ex.method,
+        path: ex.upstreamQuery === null ? ex.upstreamPath : `${ex.upstreamPath}?${ex.upstreamQuery}`,
+        headers: ex.upstreamHeaders,
         body,
-        headersTimeout: service.readTimeout,
-        bodyTimeout: service.readTimeout,
+        contentLength,
+        readTimeout: service.readTimeout,
+        writeTimeout: service.writeTimeout,
       },
       call,
     );
@@ -347,12 +347,12 @@ export class RequestHandler {
     ex: Exchange,
     snap: Snapshot,
     status: number,
-    headers: Record<string, string | string[] | undefined>,
+    rawHeaders: string[],
     sentAt: number,
   ): BoundPlugin[] | undefined | Promise<BoundPlugin[] | undefined> {
     ex.upstreamLatency = elapsed(sentAt);
     ex.status = status;
-    const h = responseHeadersForClient(headers);
+    const h = responseHeadersFromRaw(rawHeaders);
     const s = snap.settings;
     if (s.viaHeader) {
       const prev = h.via;
@@ -463,6 +463,11 @@ export class RequestHandler {
     req.resume();
   }
 
+  /** A response-phase hook failed: 500 if nothing was sent yet, otherwise cut the connection. */
+  responseFailed(ex: Exchange, snap: Snapshot, err: unknown): void {
+    this.fail(ex, snap, err, undefined);
+  }
+
   private fail(ex: Exchange, snap: Snapshot, err: unknown, plugin: string | undefined): void {
     this.deps.logger.error({ err, plugin, request_id: ex.requestId }, 'request failed');
     if (!ex.res.headersSent) void this.reply(ex, snap, EMPTY_CHAIN, errorReply(ex, 500, 'An unexpected error occurred', 'internal error'));
@@ -513,13 +518,16 @@ async function* limitBody(req: IncomingMessage, limit: number): AsyncGenerator<B
   }
 }
 
-/** undici dispatch handler for one attempt: streams the upstream response to the client with backpressure. */
-class UpstreamCall implements Dispatcher.DispatchHandler {
-  private controller: Dispatcher.DispatchController | undefined;
+/** The response side of one attempt: streams the upstream response to the client with backpressure. */
+class UpstreamCall implements ResponseSink {
+  handle: RequestHandle | undefined;
   private started = false;
   private chunks: Buffer[] | undefined;
   private bodyPlugins: BoundPlugin[] | undefined;
   private size = 0;
+  /** Response hooks are still running (async): body chunks wait here. */
+  private waiting: Buffer[] | undefined;
+  private endedWhileWaiting = false;
   private readonly onClientClose: () => void;
   private readonly onDrain: () => void;
 
@@ -531,37 +539,39 @@ class UpstreamCall implements Dispatcher.DispatchHandler {
     private readonly sentAt: number,
   ) {
     this.onClientClose = () => {
-      if (!ex.res.writableFinished) this.controller?.abort(new Error('client closed the connection'));
+      if (!ex.res.writableFinished) this.handle?.abort();
     };
-    this.onDrain = () => this.controller?.resume();
+    this.onDrain = () => this.handle?.resume();
     ex.res.once('close', this.onClientClose);
   }
 
-  onRequestStart(controller: Dispatcher.DispatchController): void {
-    this.controller = controller;
-    if (this.ex.res.destroyed) controller.abort(new Error('client closed the connection'));
-  }
-
-  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
-    this.controller = controller;
+  onHeaders(status: number, rawHeaders: string[]): void {
     this.started = true;
     const res = this.ex.res;
     if (res.destroyed) return;
     let wantsBody: BoundPlugin[] | undefined | Promise<BoundPlugin[] | undefined>;
     try {
-      wantsBody = this.handler.upstreamResponded(this.ex, this.snap, statusCode, headers, this.sentAt);
+      wantsBody = this.handler.upstreamResponded(this.ex, this.snap, status, rawHeaders, this.sentAt);
     } catch (err) {
-      controller.abort(err as Error);
+      this.handle?.abort();
+      this.handler.responseFailed(this.ex, this.snap, err);
       return;
     }
     if (isThenable(wantsBody)) {
-      controller.pause();
+      this.waiting = [];
       wantsBody.then(
-        (b) => {
-          this.begin(b);
-          controller.resume();
+        (plugins) => {
+          const pending = this.waiting!;
+          this.waiting = undefined;
+          this.begin(plugins);
+          for (const c of pending) this.onData(c);
+          if (this.endedWhileWaiting) this.onEnd();
+          else this.handle?.resume();
         },
-        (err) => controller.abort(err as Error),
+        (err) => {
+          this.handle?.abort();
+          this.handler.responseFailed(this.ex, this.snap, err);
+        },
       );
     } else this.begin(wantsBody);
   }
@@ -578,26 +588,33 @@ class UpstreamCall implements Dispatcher.DispatchHandler {
     res.on('drain', this.onDrain);
   }
 
-  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+  onData(chunk: Buffer): boolean {
+    if (this.waiting) {
+      this.waiting.push(chunk);
+      return false;
+    }
     const res = this.ex.res;
-    if (res.destroyed) return;
+    if (res.destroyed) return true;
     if (this.chunks) {
       this.size += chunk.length;
-      if (this.size > this.snap.settings.maxResponseBodyBuffer) {
-        // Too large to transform: send what we have untransformed and stream the rest.
-        const pending = this.chunks;
-        this.chunks = undefined;
-        this.begin(undefined);
-        for (const c of pending) res.write(c);
-      } else {
+      if (this.size <= this.snap.settings.maxResponseBodyBuffer) {
         this.chunks.push(chunk);
-        return;
+        return true;
       }
+      // Too large to transform: send what we have untransformed and stream the rest.
+      const pending = this.chunks;
+      this.chunks = undefined;
+      this.begin(undefined);
+      for (const c of pending) res.write(c);
     }
-    if (!res.write(chunk)) controller.pause();
+    return res.write(chunk);
   }
 
-  onResponseEnd(): void {
+  onEnd(): void {
+    if (this.waiting) {
+      this.endedWhileWaiting = true;
+      return;
+    }
     const res = this.ex.res;
     res.off('drain', this.onDrain);
     res.off('close', this.onClientClose);
@@ -614,17 +631,18 @@ class UpstreamCall implements Dispatcher.DispatchHandler {
     res.end();
   }
 
-  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+  onError(err: UpstreamError): void {
     const res = this.ex.res;
     res.off('drain', this.onDrain);
     res.off('close', this.onClientClose);
-    if (!this.started || (this.chunks && !res.headersSent)) {
+    if (!this.started || (!res.headersSent && (this.chunks || this.waiting))) {
       if (this.started) this.ex.reason = 'upstream failed mid-body';
-      this.handler.upstreamFailed(this.ex, this.snap, this.attempt, err as Error & { code?: string });
+      this.waiting = undefined;
+      this.handler.upstreamFailed(this.ex, this.snap, this.attempt, err);
       return;
     }
     // Part of the response already went out: cut the client connection so it sees a truncated body.
-    this.ex.reason = `upstream failed mid-body (${(err as { code?: string }).code ?? err.message})`;
+    this.ex.reason = `upstream failed mid-body (${err.code})`;
     res.destroy();
   }
 }

@@ -60,3 +60,25 @@ export function responseHeadersForClient(headers: Record<string, string | string
   }
   return out;
 }
+
+/** Response headers from the upstream's raw list (name, value, ...): lower-case names, hop-by-hop removed. */
+export function responseHeadersFromRaw(raw: string[]): HeaderMap {
+  let named: Set<string> | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.length === 10 && raw[i]!.toLowerCase() === 'connection') {
+      const tokens = connectionTokens(raw[i + 1]);
+      if (tokens) named = named ? new Set([...named, ...tokens]) : tokens;
+    }
+  }
+  const out: HeaderMap = {};
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    if (HOP_BY_HOP.has(name) || named?.has(name)) continue;
+    const value = raw[i + 1]!;
+    const prev = out[name];
+    if (prev === undefined) out[name] = value;
+    else if (Array.isArray(prev)) prev.push(value);
+    else out[name] = [prev, value];
+  }
+  return out;
+}

@@ -1,4 +1,6 @@
-import { Pool } from 'undici';
+import { createRequire } from 'node:module';
+import type { Pool } from 'undici';
+import { Http1Pool } from './http1-client.js';
 
 export interface PoolOptions {
   protocol: 'http' | 'https';
@@ -7,17 +9,69 @@ export interface PoolOptions {
   connectTimeout: number;
   poolSize: number;
   keepAliveTimeout: number;
+  /** Verify the upstream certificate (https). */
+  tlsVerify: boolean;
 }
 
-/** A keep-alive connection pool to one upstream origin (undici Pool). */
+/** Keep-alive connections to one upstream origin. */
 export interface UpstreamPool {
   readonly key: string;
   readonly origin: string;
+  /** The proxy path's client. */
+  readonly http1: Http1Pool;
+  /** An undici Pool to the same origin for plugins that make their own calls (created on first use). */
   readonly dispatcher: Pool;
 }
 
 function poolKey(o: PoolOptions): string {
-  return `${o.protocol}://${o.host}:${o.port}|${o.connectTimeout}|${o.poolSize}|${o.keepAliveTimeout}`;
+  return `${o.protocol}://${o.host}:${o.port}|${o.connectTimeout}|${o.poolSize}|${o.keepAliveTimeout}|${o.tlsVerify}`;
+}
+
+const requireCjs = createRequire(import.meta.url);
+
+class OriginPool implements UpstreamPool {
+  readonly key: string;
+  readonly origin: string;
+  readonly http1: Http1Pool;
+  private undiciPool: Pool | undefined;
+
+  constructor(
+    key: string,
+    private readonly options: PoolOptions,
+  ) {
+    this.key = key;
+    const host = options.host.includes(':') ? `[${options.host}]` : options.host;
+    this.origin = `${options.protocol}://${host}:${options.port}`;
+    this.http1 = new Http1Pool({
+      protocol: options.protocol,
+      host: options.host,
+      port: options.port,
+      connectTimeout: options.connectTimeout,
+      maxConnections: options.poolSize,
+      keepAliveTimeout: options.keepAliveTimeout,
+      tlsVerify: options.tlsVerify,
+      maxHeaderSize: 65536,
+    });
+  }
+
+  get dispatcher(): Pool {
+    if (!this.undiciPool) {
+      // Loaded on first use: most configs never need it, and it costs memory at start.
+      const { Pool: UndiciPool } = requireCjs('undici') as typeof import('undici');
+      this.undiciPool = new UndiciPool(this.origin, {
+        connections: this.options.poolSize,
+        keepAliveTimeout: this.options.keepAliveTimeout,
+        connect: { timeout: this.options.connectTimeout, rejectUnauthorized: this.options.tlsVerify },
+      });
+    }
+    return this.undiciPool;
+  }
+
+  async close(force: boolean): Promise<void> {
+    if (force) this.http1.destroy();
+    else this.http1.close();
+    if (this.undiciPool) await (force ? this.undiciPool.destroy() : this.undiciPool.close()).catch(() => undefined);
+  }
 }
 
 /**
@@ -25,39 +79,25 @@ function poolKey(o: PoolOptions): string {
  * keep-alive connections; pools no longer referenced are closed once the old snapshot drained.
  */
 export class PoolManager {
-  private readonly pools = new Map<string, UpstreamPool>();
+  private readonly pools = new Map<string, OriginPool>();
 
   get(options: PoolOptions): UpstreamPool {
     const key = poolKey(options);
     let pool = this.pools.get(key);
     if (!pool) {
-      const host = options.host.includes(':') ? `[${options.host}]` : options.host;
-      const origin = `${options.protocol}://${host}:${options.port}`;
-      const dispatcher = new Pool(origin, {
-        connections: options.poolSize,
-        pipelining: 1,
-        keepAliveTimeout: options.keepAliveTimeout,
-        keepAliveMaxTimeout: Math.max(options.keepAliveTimeout, 1),
-        connect: { timeout: options.connectTimeout },
-        // Per-request timeouts come with each dispatch (the service's read_timeout).
-        headersTimeout: 0,
-        bodyTimeout: 0,
-        // Upstream response headers up to 64 KiB, like the client side.
-        maxHeaderSize: 65536,
-      });
-      pool = { key, origin, dispatcher };
+      pool = new OriginPool(key, options);
       this.pools.set(key, pool);
     }
     return pool;
   }
 
-  /** Closes pools whose key is not in `keep` (after in-flight requests on them finish). */
+  /** Closes pools whose key is not in `keep` (busy connections finish their response first). */
   async retain(keep: ReadonlySet<string>): Promise<void> {
     const closing: Promise<void>[] = [];
     for (const [key, pool] of this.pools) {
       if (keep.has(key)) continue;
       this.pools.delete(key);
-      closing.push(pool.dispatcher.close().catch(() => undefined));
+      closing.push(pool.close(false));
     }
     await Promise.all(closing);
   }
@@ -65,6 +105,6 @@ export class PoolManager {
   async closeAll(force = false): Promise<void> {
     const all = [...this.pools.values()];
     this.pools.clear();
-    await Promise.all(all.map((p) => (force ? p.dispatcher.destroy() : p.dispatcher.close()).catch(() => undefined)));
+    await Promise.all(all.map((p) => p.close(force)));
   }
 }
