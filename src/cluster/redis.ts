@@ -1,4 +1,5 @@
-import { Redis, Cluster, type RedisOptions, type ClusterOptions } from 'ioredis';
+import type { Redis, Cluster, RedisOptions, ClusterOptions } from 'ioredis';
+import { load } from '../lib/lazy.js';
 import type { Logger } from '../observability/logger.js';
 
 /** How to reach a Redis deployment: one server (host/port or url), a Sentinel group or a Cluster. */
@@ -146,6 +147,7 @@ export class SharedRedis {
         : config.url
           ? 'url'
           : `${config.host ?? '127.0.0.1'}:${config.port ?? 6379}`;
+    const { Redis, Cluster } = load<typeof import('ioredis')>('ioredis');
     if (built.kind === 'cluster') this.client = new Cluster(built.nodes, built.options);
     else if (config.url && built.kind === 'single') {
       const { host: _h, port: _p, db: _d, ...rest } = built.options;

@@ -48,19 +48,6 @@ export function requestHeadersForUpstream(raw: string[], connection: string | un
   return out;
 }
 
-/** Upstream response headers, minus hop-by-hop ones (and those the upstream's Connection names). */
-export function responseHeadersForClient(headers: Record<string, string | string[] | undefined>): HeaderMap {
-  const conn = headers.connection;
-  const named = connectionTokens(Array.isArray(conn) ? conn.join(',') : conn);
-  const out: HeaderMap = {};
-  for (const name in headers) {
-    const value = headers[name];
-    if (value === undefined || HOP_BY_HOP.has(name) || named?.has(name)) continue;
-    out[name] = value;
-  }
-  return out;
-}
-
 /** Response headers from the upstream's raw list (name, value, ...): lower-case names, hop-by-hop removed. */
 export function responseHeadersFromRaw(raw: string[]): HeaderMap {
   let named: Set<string> | undefined;

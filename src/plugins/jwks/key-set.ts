@@ -1,5 +1,6 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
-import { Agent, request } from 'undici';
+import type { Agent } from 'undici';
+import { load } from '../../lib/lazy.js';
 import type { Logger } from '../../observability/logger.js';
 import { keyProblem } from '../auth-common/key-types.js';
 
@@ -70,6 +71,7 @@ export class KeySet {
     this.options = options;
     this.now = options.now ?? Date.now;
     this.jwksUri = options.jwksUri;
+    const { Agent } = load<typeof import('undici')>('undici');
     this.agent = new Agent({ connect: { timeout: options.timeoutMs }, keepAliveTimeout: 10_000, connections: 4 });
   }
 
@@ -140,7 +142,7 @@ export class KeySet {
   }
 
   private async fetchJson(url: string, signal: AbortSignal): Promise<unknown> {
-    const res = await request(url, {
+    const res = await load<typeof import('undici')>('undici').request(url, {
       method: 'GET',
       headers: { accept: 'application/json' },
       dispatcher: this.agent,

@@ -1,4 +1,4 @@
-import { compactVerify } from 'jose';
+import { load } from '../../lib/lazy.js';
 import type { Consumer, Credential } from '../../config/consumers.js';
 import type { CredentialType } from '../../config/credentials.js';
 import type { Exchange, LocalReply, Outcome } from '../../pipeline/exchange.js';
@@ -72,7 +72,7 @@ export function create(config: JwksConfig, deps: PluginDeps): PluginInstance {
       if ((entry.alg !== undefined && entry.alg !== alg) || keyProblem(alg, entry.key)) continue;
       if (++tries > MAX_TRIES) break;
       try {
-        await compactVerify(token, entry.key, { algorithms: [alg] });
+        await load<typeof import('jose')>('jose').compactVerify(token, entry.key, { algorithms: [alg] });
         return true;
       } catch {
         // try the next candidate

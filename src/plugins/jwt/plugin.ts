@@ -1,5 +1,5 @@
 import type { KeyObject } from 'node:crypto';
-import { compactVerify } from 'jose';
+import { load } from '../../lib/lazy.js';
 import { JwtAlgorithms } from '../../config/credentials.js';
 import type { Credential } from '../../config/consumers.js';
 import type { Exchange, LocalReply, Outcome } from '../../pipeline/exchange.js';
@@ -43,7 +43,7 @@ export function create(config: JwtConfig, deps: PluginDeps): PluginInstance {
 
   async function verify(ex: Exchange, token: string, alg: string, key: KeyObject | Uint8Array, credential: Credential, claims: Record<string, unknown>): Promise<Outcome> {
     try {
-      await compactVerify(token, key, { algorithms: [alg] });
+      await load<typeof import('jose')>('jose').compactVerify(token, key, { algorithms: [alg] });
     } catch {
       return anonymous.fail(ex, fail(401, { message: 'Invalid signature' }, 'invalid signature'));
     }
