@@ -107,7 +107,11 @@ async function main() {
   await waitReady(gh, port, '/api/hello', {}, 30_000);
   await sleep(2000);
   const idle = treeRssBytes(gh.pid);
-  log(`idle RSS ${(idle / 2 ** 20).toFixed(1)} MB; opening ${N} keep-alive connections`);
+  // V8 gives back the young generation grown during start-up only after ~10 s without work (its
+  // memory reducer): a worker that sits idle settles there.
+  await sleep(20_000);
+  const settledIdle = treeRssBytes(gh.pid);
+  log(`idle RSS ${(idle / 2 ** 20).toFixed(1)} MB 2 s after start, ${(settledIdle / 2 ** 20).toFixed(1)} MB after 20 s idle; opening ${N} keep-alive connections`);
 
   const sockets = [];
   let peak = idle;
@@ -134,7 +138,7 @@ async function main() {
   await stopProcess(upstream);
 
   const MB = 2 ** 20;
-  const added = settled - idle;
+  const added = settled - settledIdle;
   const result = {
     date: new Date().toISOString(),
     machine: { cpu: cpus()[0]?.model, node: process.version },
@@ -142,12 +146,13 @@ async function main() {
     still_open: stillOpen,
     open_ms: openMs,
     idle_rss_bytes: idle,
+    settled_idle_rss_bytes: settledIdle,
     rss_3s_after_bytes: withConns,
     rss_8s_after_bytes: settled,
     peak_rss_bytes: peak,
     added_bytes: added,
     added_per_connection_bytes: added / N,
-    targets: { idle_rss_ok: idle <= 80 * MB, added_ok: added <= 250 * MB },
+    targets: { idle_rss_ok: settledIdle <= 80 * MB, added_ok: added <= 250 * MB },
   };
   const md = `# Idle keep-alive connections (bench/idle-connections.mjs)
 
@@ -155,11 +160,12 @@ ${result.date}; ${result.machine.cpu}; Node ${result.machine.node}. Gatehouse, o
 
 | measure | value | target |
 |---|--:|---|
-| idle RSS after start | ${(idle / MB).toFixed(1)} MB | <= 80 MB (${result.targets.idle_rss_ok ? 'met' : '**missed**'}) |
+| RSS 2 s after start (young generation still grown from start-up) | ${(idle / MB).toFixed(1)} MB | |
+| idle RSS (after 20 s without traffic) | ${(settledIdle / MB).toFixed(1)} MB | <= 80 MB (${result.targets.idle_rss_ok ? 'met' : '**missed**'}) |
 | connections opened (still open at the end) | ${N.toLocaleString('en-US')} (${stillOpen.toLocaleString('en-US')}) in ${(openMs / 1000).toFixed(1)} s | |
 | RSS 3 s / 8 s after the last one opened | ${(withConns / MB).toFixed(1)} / ${(settled / MB).toFixed(1)} MB | |
 | peak RSS (200 ms samples) | ${(peak / MB).toFixed(1)} MB | |
-| added by the idle connections (8 s value - idle) | ${(added / MB).toFixed(1)} MB (${(added / N / 1024).toFixed(1)} KB each) | <= 250 MB (${result.targets.added_ok ? 'met' : '**missed**'}) |
+| added by the idle connections (8 s value - idle RSS) | ${(added / MB).toFixed(1)} MB (${(added / N / 1024).toFixed(1)} KB each) | <= 250 MB (${result.targets.added_ok ? 'met' : '**missed**'}) |
 `;
   mkdirSync(join(BENCH_DIR, 'results'), { recursive: true });
   writeFileSync(join(BENCH_DIR, 'results', 'idle-connections.json'), `${JSON.stringify(result, null, 2)}\n`);
