@@ -1,4 +1,4 @@
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, hash, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /**
  * Constant-time equality of two secrets of any length: both sides are hashed to 32 bytes first,
@@ -22,8 +22,13 @@ export function digestsEqual(a: Buffer, b: Buffer): boolean {
  */
 export class Fingerprinter {
   private readonly key = randomBytes(32);
+  /** The same key as a prefix for the one-shot hash of a single string (the per-request path). */
+  private readonly prefix = this.key.toString('base64');
 
   of(...parts: (string | Buffer)[]): string {
+    // One string part (an API key per request): SHA-256 over a secret random prefix and the value,
+    // with crypto.hash's one-shot call; an HMAC object per request cost ~3% of a proxied request.
+    if (parts.length === 1 && typeof parts[0] === 'string') return hash('sha256', `${this.prefix}:${parts[0]}`, 'base64');
     const mac = createHmac('sha256', this.key);
     // Length-prefixed, so ("a", "bc") and ("ab", "c") differ.
     for (const p of parts) mac.update(`${Buffer.byteLength(p)}:`).update(p);
