@@ -5,6 +5,7 @@ import { Type } from '@sinclair/typebox';
 import { startUpstream, startGateway, send, rawRequest, oneRoute, type Upstream, type TestGateway } from './helpers/harness.js';
 import { PLUGINS } from '../src/plugins/registry.js';
 import { definePlugin } from '../src/plugins/types.js';
+import type { LocalReply } from '../src/pipeline/exchange.js';
 
 const cleanup: (() => Promise<void>)[] = [];
 after(async () => {
@@ -406,4 +407,30 @@ test('absolute-form request targets route on their own authority and path', asyn
   const answer = await rawRequest(gw.port, 'GET http://b.example/x?y=1 HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n');
   assert.match(answer, /^HTTP\/1\.1 200 /);
   assert.match(answer, /b \/x\?y=1$/);
+});
+
+test('local replies: 204 and 304 carry no Content-Length; HEAD keeps a plugin-set one', async () => {
+  const replying = definePlugin({
+    name: 'replying',
+    priority: 500,
+    schema: Type.Object({}, { additionalProperties: false }),
+    create: () => ({
+      access: (ex): LocalReply | undefined => {
+        if (ex.path === '/nc') return { status: 204, reason: 'test' };
+        if (ex.path === '/nm') return { status: 304, headers: { etag: '"v1"' }, reason: 'test' };
+        if (ex.path === '/head') return { status: 200, headers: { 'content-length': '1234' }, reason: 'test' };
+        return undefined;
+      },
+    }),
+  });
+  const up = await upstream();
+  const gw = await gateway({ ...oneRoute(up.url), plugins: [{ name: 'replying' }] }, { plugins: new Map([...PLUGINS, ['replying', replying]]) });
+  const nc = await rawRequest(gw.port, 'GET /nc HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+  assert.match(nc, /^HTTP\/1\.1 204 /);
+  assert.doesNotMatch(nc, /content-length/i);
+  const nm = await rawRequest(gw.port, 'GET /nm HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+  assert.match(nm, /^HTTP\/1\.1 304 /);
+  assert.doesNotMatch(nm, /content-length/i);
+  const head = await rawRequest(gw.port, 'HEAD /head HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+  assert.match(head, /content-length: 1234/i);
 });

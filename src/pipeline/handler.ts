@@ -439,8 +439,13 @@ export class RequestHandler {
       const final = ex.responseBody;
       const headers = ex.responseHeaders;
       delete headers['transfer-encoding'];
-      headers['content-length'] = String(final ? final.length : 0);
-      res.writeHead(ex.status, headers as Record<string, string | string[]>);
+      const status = ex.status;
+      if (status === 204 || status === 304 || status < 200) {
+        // No body by definition; a 304 may keep the Content-Length a plugin gave it (of the stored representation).
+        if (status !== 304) delete headers['content-length'];
+      } else if (final) headers['content-length'] = String(final.length);
+      else if (!(ex.req.method === 'HEAD' && headers['content-length'] !== undefined)) headers['content-length'] = '0';
+      res.writeHead(status, headers as Record<string, string | string[]>);
       res.end(ex.req.method === 'HEAD' ? undefined : final);
       // Unread request bodies of short-circuited requests are drained; huge ones close the connection.
       if (!ex.req.complete) this.discardBody(ex);
