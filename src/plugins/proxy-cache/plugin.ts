@@ -7,6 +7,7 @@ import { SingleFlight, type Flight } from '../../cache/single-flight.js';
 import { CACHE_FORMAT_VERSION, isThenable, type CachedResponse, type CacheObject, type CacheStore, type VaryIndex } from '../../cache/types.js';
 import type { SharedRedis } from '../../cluster/redis.js';
 import type { Exchange, HeaderMap, LocalReply, Outcome } from '../../pipeline/exchange.js';
+import { connectionOf } from '../../cluster/redis-config.js';
 import type { PluginDeps, PluginInstance } from '../types.js';
 import { answerAdmin } from './admin.js';
 import { backgroundFetch } from './background-fetch.js';
@@ -131,24 +132,7 @@ export function create(config: ProxyCacheConfig, deps: PluginDeps): ProxyCacheIn
   if (config.strategy === 'redis') {
     if (!deps.redis) throw new Error("the redis strategy needs the gateway's Redis registry");
     const r = config.redis;
-    redis = deps.redis.acquire({
-      host: r.host,
-      port: r.port,
-      url: r.url,
-      username: r.username,
-      password: r.password,
-      database: r.database,
-      ssl: r.ssl,
-      ssl_verify: r.ssl_verify,
-      server_name: r.server_name,
-      cluster_nodes: r.cluster_nodes,
-      cluster_max_redirections: r.cluster_max_redirections,
-      sentinel_master: r.sentinel_master,
-      sentinel_role: r.sentinel_role,
-      sentinel_nodes: r.sentinel_nodes,
-      sentinel_username: r.sentinel_username,
-      sentinel_password: r.sentinel_password,
-    });
+    redis = deps.redis.acquire(connectionOf(r));
     store = new RedisCacheStore(redis, { prefix: r.prefix, timeoutMs: r.timeout, maxBodySize: r.max_body_size, logger: deps.logger });
   } else {
     store = registry.acquireMemory(config.memory.dictionary_name, token, { maxBytes: config.memory.size, maxBodySize: config.memory.max_body_size, now });

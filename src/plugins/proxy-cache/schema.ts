@@ -1,3 +1,4 @@
+import { redisConnectionFields } from '../../cluster/redis-config.js';
 import { Type, type Static } from '@sinclair/typebox';
 
 const HEADER_NAME = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$";
@@ -5,8 +6,7 @@ const MiB = 1024 * 1024;
 
 const redisRecord = Type.Object(
   {
-    host: Type.Optional(Type.String({ minLength: 1, description: 'A string representing a host name, such as example.com.' })),
-    port: Type.Integer({ default: 6379, minimum: 0, maximum: 65535, 'x-message': 'must be an integer between 0 and 65535', description: 'An integer representing a port number between 0 and 65535, inclusive.' }),
+    ...redisConnectionFields('Storing'),
     timeout: Type.Integer({
       default: 500,
       minimum: 1,
@@ -14,41 +14,6 @@ const redisRecord = Type.Object(
       'x-message': 'must be an integer between 1 and 2147483646',
       description: 'Milliseconds a Redis call may take (the first connect included). A lookup that fails or times out is a miss: the request goes upstream and the response is not stored.',
     }),
-    username: Type.Optional(Type.String({ description: 'Username for Redis ACL authentication (Redis 6+).' })),
-    password: Type.Optional(Type.String({ description: 'Password for Redis authentication.' })),
-    database: Type.Integer({ default: 0, minimum: 0, 'x-message': 'must be an integer >= 0', description: 'The Redis database number.' }),
-    ssl: Type.Boolean({ default: false, description: 'Connect to Redis over TLS.' }),
-    ssl_verify: Type.Boolean({ default: false, description: "Verify the Redis server's TLS certificate." }),
-    server_name: Type.Optional(Type.String({ description: 'SNI server name for the TLS connection.' })),
-    url: Type.Optional(
-      Type.String({
-        pattern: '^rediss?://',
-        'x-message': 'must be a redis:// or rediss:// URL',
-        description: '`redis://[user:password@]host:port/db` (or `rediss://` for TLS); when set it replaces host, port, username, password, database and ssl.',
-      }),
-    ),
-    cluster_nodes: Type.Optional(
-      Type.Array(
-        Type.Object({ ip: Type.String({ minLength: 1 }), port: Type.Integer({ default: 6379, minimum: 1, maximum: 65535 }) }, { additionalProperties: false }),
-        { minItems: 1, description: 'Redis Cluster seed nodes (`{ip, port}`); when set, host, port and database are not used.' },
-      ),
-    ),
-    cluster_max_redirections: Type.Optional(Type.Integer({ minimum: 0, description: 'Redis Cluster: most MOVED/ASK redirections followed per command (default 16).' })),
-    sentinel_master: Type.Optional(Type.String({ minLength: 1, description: 'Redis Sentinel: the name of the master group; requires `sentinel_nodes`.' })),
-    sentinel_role: Type.Optional(
-      Type.Union([Type.Literal('master'), Type.Literal('slave'), Type.Literal('any')], {
-        'x-message': 'must be one of: master, slave, any',
-        description: 'Redis Sentinel: connect to the master (default) or a replica. Storing needs writes: use `master`.',
-      }),
-    ),
-    sentinel_nodes: Type.Optional(
-      Type.Array(
-        Type.Object({ host: Type.String({ minLength: 1 }), port: Type.Integer({ default: 26379, minimum: 1, maximum: 65535 }) }, { additionalProperties: false }),
-        { minItems: 1, description: 'Redis Sentinel: the sentinels to ask for the master (`{host, port}`).' },
-      ),
-    ),
-    sentinel_username: Type.Optional(Type.String({ description: 'Redis Sentinel: username for the sentinels.' })),
-    sentinel_password: Type.Optional(Type.String({ description: 'Redis Sentinel: password for the sentinels.' })),
     prefix: Type.String({
       default: 'gatehouse:proxy-cache:',
       minLength: 1,

@@ -5,6 +5,7 @@ import { interpret, MemoryLimitStore } from '../../cluster/limit-algorithms.js';
 import { PERIODS, type LimitResult, type LimitStore, type LimitWindow, type RawLimitResult } from '../../cluster/limit-types.js';
 import { RedisLimitStore } from '../../cluster/redis-limits.js';
 import type { SharedRedis } from '../../cluster/redis.js';
+import { connectionOf } from '../../cluster/redis-config.js';
 import type { PluginDeps, PluginInstance } from '../types.js';
 import { effectiveRedis, type RateLimitingConfig } from './schema.js';
 
@@ -67,24 +68,7 @@ export function create(config: RateLimitingConfig, deps: PluginDeps): RateLimiti
   if (config.policy === 'redis') {
     if (!deps.redis) throw new Error('the redis policy needs the gateway\'s Redis registry');
     const r = effectiveRedis(config);
-    redis = deps.redis.acquire({
-      host: r.host,
-      port: r.port,
-      url: r.url,
-      username: r.username,
-      password: r.password,
-      database: r.database,
-      ssl: r.ssl,
-      ssl_verify: r.ssl_verify,
-      server_name: r.server_name,
-      cluster_nodes: r.cluster_nodes,
-      cluster_max_redirections: r.cluster_max_redirections,
-      sentinel_master: r.sentinel_master,
-      sentinel_role: r.sentinel_role,
-      sentinel_nodes: r.sentinel_nodes,
-      sentinel_username: r.sentinel_username,
-      sentinel_password: r.sentinel_password,
-    });
+    redis = deps.redis.acquire(connectionOf(r));
     store = new RedisLimitStore(redis, r.timeout);
   } else {
     store = deps.counters ?? (ownStore = new MemoryLimitStore());

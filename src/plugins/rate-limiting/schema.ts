@@ -1,3 +1,4 @@
+import { redisConnectionFields } from '../../cluster/redis-config.js';
 import { Type, type Static } from '@sinclair/typebox';
 import { PERIODS } from '../../cluster/limit-types.js';
 
@@ -14,8 +15,7 @@ const HEADER_NAME = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$";
 
 const redisRecord = Type.Object(
   {
-    host: Type.Optional(Type.String({ minLength: 1, description: 'A string representing a host name, such as example.com.' })),
-    port: Type.Integer({ default: 6379, minimum: 0, maximum: 65535, 'x-message': 'must be an integer between 0 and 65535', description: 'An integer representing a port number between 0 and 65535, inclusive.' }),
+    ...redisConnectionFields('Counting'),
     timeout: Type.Integer({
       default: 100,
       minimum: 1,
@@ -24,47 +24,6 @@ const redisRecord = Type.Object(
       description:
         'Milliseconds a Redis call may take (connect included) before the request is treated as a Redis failure (see `fault_tolerant`). Gatehouse defaults to 100 (Kong: 2000): a limiter must not add seconds of latency when Redis is slow.',
     }),
-    username: Type.Optional(Type.String({ description: 'Username for Redis ACL authentication (Redis 6+).' })),
-    password: Type.Optional(Type.String({ description: 'Password for Redis authentication.' })),
-    database: Type.Integer({ default: 0, minimum: 0, 'x-message': 'must be an integer >= 0', description: 'The Redis database number.' }),
-    ssl: Type.Boolean({ default: false, description: 'Connect to Redis over TLS.' }),
-    ssl_verify: Type.Boolean({ default: false, description: "Verify the Redis server's TLS certificate." }),
-    server_name: Type.Optional(Type.String({ description: 'SNI server name for the TLS connection.' })),
-    url: Type.Optional(
-      Type.String({
-        pattern: '^rediss?://',
-        'x-message': 'must be a redis:// or rediss:// URL',
-        description: 'Gatehouse: `redis://[user:password@]host:port/db` (or `rediss://` for TLS); when set it replaces host, port, username, password, database and ssl.',
-      }),
-    ),
-    cluster_nodes: Type.Optional(
-      Type.Array(
-        Type.Object(
-          { ip: Type.String({ minLength: 1 }), port: Type.Integer({ default: 6379, minimum: 1, maximum: 65535 }) },
-          { additionalProperties: false },
-        ),
-        { minItems: 1, description: 'Redis Cluster seed nodes (`{ip, port}`), as in Kong Enterprise; when set, host, port and database are not used.' },
-      ),
-    ),
-    cluster_max_redirections: Type.Optional(Type.Integer({ minimum: 0, description: 'Redis Cluster: most MOVED/ASK redirections followed per command (default 16).' })),
-    sentinel_master: Type.Optional(Type.String({ minLength: 1, description: 'Redis Sentinel: the name of the master group; requires `sentinel_nodes`.' })),
-    sentinel_role: Type.Optional(
-      Type.Union([Type.Literal('master'), Type.Literal('slave'), Type.Literal('any')], {
-        'x-message': 'must be one of: master, slave, any',
-        description: 'Redis Sentinel: connect to the master (default) or a replica. Counting needs writes: use `master`.',
-      }),
-    ),
-    sentinel_nodes: Type.Optional(
-      Type.Array(
-        Type.Object(
-          { host: Type.String({ minLength: 1 }), port: Type.Integer({ default: 26379, minimum: 1, maximum: 65535 }) },
-          { additionalProperties: false },
-        ),
-        { minItems: 1, description: 'Redis Sentinel: the sentinels to ask for the master (`{host, port}`).' },
-      ),
-    ),
-    sentinel_username: Type.Optional(Type.String({ description: 'Redis Sentinel: username for the sentinels.' })),
-    sentinel_password: Type.Optional(Type.String({ description: 'Redis Sentinel: password for the sentinels.' })),
   },
   { additionalProperties: false, default: {}, description: 'Redis connection for the `redis` policy (Kong 3.6+ record).' },
 );
