@@ -63,12 +63,13 @@ test('admin API: status, config export and replace, and plugin-owned endpoints',
   assert.equal((await send(`${admin}/status`, { method: 'DELETE' })).status, 405);
 
   assert.deepEqual((await send(`${admin}/config`)).json().config, config);
-  const bad = await send(`${admin}/config`, { method: 'POST', body: '{"_format_version":"3.0","services":[{"url":"x"}]}' });
+  const json = { 'content-type': 'application/json' };
+  const bad = await send(`${admin}/config`, { method: 'POST', headers: json, body: '{"_format_version":"3.0","services":[{"url":"x"}]}' });
   assert.equal(bad.status, 400);
   assert.equal(bad.json().code, 14);
   assert.deepEqual(bad.json().errors, ['services[0].url: invalid URL']);
   assert.equal((await send(`${admin}/config`, { method: 'POST', body: '' })).json().message, 'expected a declarative configuration');
   const yaml = `_format_version: "3.0"\nservices:\n- url: ${up.url}/v2\n  routes:\n  - paths: [/]\n`;
-  assert.equal((await send(`${admin}/config`, { method: 'POST', body: JSON.stringify({ config: yaml }) })).status, 201);
+  assert.equal((await send(`${admin}/config`, { method: 'POST', headers: json, body: JSON.stringify({ config: yaml }) })).status, 201);
   assert.equal((await send(`${gw.url}/x`)).json().url, '/v2/x');
 });

@@ -78,6 +78,19 @@ test('start refuses an invalid config and a non-loopback admin address, and says
   assert.match(r2.stderr, /not a loopback address/);
 });
 
+test('a non-loopback admin API starts with a token, and every request then needs it', async () => {
+  const proxyPort = await freePort();
+  const adminPort = await freePort();
+  const file = writeConfig('token.yaml', '_format_version: "3.0"\n');
+  const gw = await startCli(['start', '--config', file, '--proxy-listen', `127.0.0.1:${proxyPort}`, '--admin-listen', `0.0.0.0:${adminPort}`], /gatehouse started/, {
+    GATEHOUSE_ADMIN_TOKEN: 'cli-test-token-0123456789abcdef',
+  });
+  assert.equal((await send(`http://127.0.0.1:${adminPort}/status`)).status, 401);
+  assert.equal((await send(`http://127.0.0.1:${adminPort}/status`, { headers: { 'kong-admin-token': 'cli-test-token-0123456789abcdef' } })).status, 200);
+  gw.child.kill('SIGTERM');
+  assert.equal(await gw.exited, 0);
+});
+
 test('--workers 2 proxies, reloads every worker through the admin API, and drains on SIGTERM (exit 0)', async () => {
   let release: (() => void) | undefined;
   const slow = await startUpstream((req, res) => {
@@ -108,7 +121,7 @@ test('--workers 2 proxies, reloads every worker through the admin API, and drain
   for (let i = 0; i < 10; i++) assert.equal((await send(`http://127.0.0.1:${proxyPort}/`)).body, 'two', 'every worker has the new config');
 
   const back = `_format_version: "3.0"\n_gatehouse: { access_log: false }\nservices:\n- name: s\n  url: ${slow.url}\n  routes:\n  - paths: [/]\n`;
-  assert.equal((await send(`http://127.0.0.1:${adminPort}/config`, { method: 'POST', body: back })).status, 201);
+  assert.equal((await send(`http://127.0.0.1:${adminPort}/config`, { method: 'POST', headers: { 'content-type': 'application/yaml' }, body: back })).status, 201);
   const inFlight = send(`http://127.0.0.1:${proxyPort}/slow`);
   while (!release) await new Promise((r) => setTimeout(r, 20));
   gw.child.kill('SIGTERM');

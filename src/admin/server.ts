@@ -3,104 +3,102 @@ import type { ListenAddress } from '../listeners/http-listener.js';
 import { parseConfigText } from '../config/load.js';
 import { ConfigError } from '../lib/errors.js';
 import type { Logger } from '../observability/logger.js';
-import type { AdminAnswer, AdminRequest } from '../plugins/types.js';
-import type { Snapshot } from '../config/snapshot.js';
+import { AdminError } from './errors.js';
+import { handleApi } from './api.js';
+import { checkAdminRequest, isLoopback, type AdminSecurity } from './security.js';
+import type { AdminTarget } from './target.js';
 
-/** What the admin API controls: one gateway, or the workers of a node through the primary. */
-export interface AdminTarget {
-  info(): Record<string, unknown>;
-  status(): Promise<Record<string, unknown>>;
-  exportConfig(): unknown;
-  /** Validates and applies a whole config; rejects with ConfigError when invalid (nothing applied). */
-  applyConfig(document: unknown): Promise<void>;
-  /** Offers a request the core does not handle to the plugins (see PluginInstance.admin). */
-  pluginAdmin(request: AdminRequest): Promise<AdminAnswer | undefined>;
-}
+export { askPlugins, type AdminTarget } from './target.js';
+export { isLoopback } from './security.js';
 
-/** Asks each plugin instance of a snapshot in turn; the first answer wins. */
-export async function askPlugins(snapshot: Snapshot, request: AdminRequest): Promise<AdminAnswer | undefined> {
-  const seen = new Set<unknown>();
-  const instances = [...snapshot.globalPlugins.all, ...[...snapshot.routes.values()].flatMap((r) => r.plugins.all)];
-  for (const p of instances) {
-    if (seen.has(p.instance) || !p.instance.admin) continue;
-    seen.add(p.instance);
-    const answer = await p.instance.admin(request);
-    if (answer) return answer;
-  }
-  return undefined;
-}
+const MAX_BODY = 32 * 1024 * 1024;
 
-async function readBody(req: http.IncomingMessage): Promise<Buffer | undefined> {
+class BodyTooLarge extends Error {}
+
+async function readBody(req: http.IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const c of req) {
     size += (c as Buffer).length;
-    if (size > MAX_BODY) return undefined;
+    if (size > MAX_BODY) throw new BodyTooLarge();
     chunks.push(c as Buffer);
   }
   return Buffer.concat(chunks);
 }
 
-const MAX_BODY = 32 * 1024 * 1024;
-
-function send(res: http.ServerResponse, status: number, body?: unknown): void {
-  const text = body === undefined ? '' : JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+function send(res: http.ServerResponse, status: number, body?: unknown, headers: Record<string, string> = {}): void {
+  const text = body === undefined || status === 204 || status === 304 ? '' : JSON.stringify(body);
+  res.writeHead(status, {
+    ...headers,
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    // The admin API's answers are never for a browser to render or cache.
+    'x-content-type-options': 'nosniff',
+    'cache-control': 'no-store',
+  });
   res.end(text);
 }
 
-export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+export interface AdminServerOptions {
+  /** Required for every request when set (Kong-Admin-Token or Authorization: Bearer). */
+  token?: string | undefined;
+  /** The address the server listens on (the Host header is checked against it). */
+  listen?: ListenAddress | undefined;
+}
+
+function hasBody(req: http.IncomingMessage): boolean {
+  const len = req.headers['content-length'];
+  return (len !== undefined && len !== '0') || req.headers['transfer-encoding'] !== undefined;
 }
 
 /**
- * The admin API (the part the core needs; the admin issue adds entity CRUD): GET /, GET /status,
- * GET /config, POST /config. Loopback only for now.
+ * The admin API: Kong's entity endpoints over the declarative document (when the target has a
+ * ConfigManager), /config, /status, /schemas, the route debugger, cluster nodes, and whatever
+ * plugin instances answer (their `admin` hook) before a 404.
  */
-export function createAdminServer(target: AdminTarget, logger: Logger): http.Server {
-  return http.createServer(async (req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
+export function createAdminServer(target: AdminTarget, logger: Logger, options: AdminServerOptions = {}): http.Server {
+  const security: AdminSecurity = { token: options.token || undefined, listen: options.listen };
+  const server = http.createServer(async (req, res) => {
+    const url = new URL(req.url ?? '/', 'http://admin');
     try {
-      if (req.method === 'GET' && path === '/') return send(res, 200, target.info());
-      if (req.method === 'GET' && path === '/status') return send(res, 200, await target.status());
-      if (req.method === 'GET' && path === '/config') return send(res, 200, { config: target.exportConfig() });
-      if (req.method === 'POST' && path === '/config') {
-        const raw = await readBody(req);
-        if (!raw) return send(res, 413, { message: 'Payload too large' });
-        const text = raw.toString('utf8');
-        if (!text.trim()) return send(res, 400, { message: 'expected a declarative configuration' });
+      const refusal = checkAdminRequest(req, security, hasBody(req));
+      if (refusal) {
+        req.resume();
+        return send(res, refusal.status, { message: refusal.message }, refusal.headers);
+      }
+      const raw = await readBody(req);
+      const text = raw.toString('utf8');
+      let body: unknown;
+      if (text.trim()) {
         try {
-          let doc = parseConfigText(text, 'body');
-          if (doc && typeof doc === 'object' && typeof (doc as { config?: unknown }).config === 'string') doc = parseConfigText((doc as { config: string }).config, 'config');
-          await target.applyConfig(doc);
+          body = parseConfigText(text, 'body');
         } catch (err) {
-          if (err instanceof ConfigError) {
+          if (url.pathname === '/config' && err instanceof ConfigError) {
             return send(res, 400, { code: 14, name: 'invalid declarative configuration', message: `declarative config is invalid: ${err.errors.join('; ')}`, errors: err.errors });
           }
-          throw err;
-        }
-        return send(res, 201, await target.status());
-      }
-      if (['/', '/status', '/config'].includes(path ?? '')) return send(res, 405, { message: 'Method not allowed' });
-      const raw = await readBody(req);
-      if (!raw) return send(res, 413, { message: 'Payload too large' });
-      let body: unknown;
-      if (raw.length) {
-        try {
-          body = JSON.parse(raw.toString('utf8'));
-        } catch {
           return send(res, 400, { message: 'Cannot parse JSON body' });
         }
       }
-      const url = new URL(req.url ?? '/', 'http://admin');
-      const answer = await target.pluginAdmin({ method: req.method ?? 'GET', path: url.pathname, query: url.searchParams, body });
-      if (answer) return send(res, answer.status, answer.body);
+      const method = req.method ?? 'GET';
+      const answer = await handleApi({ method, path: url.pathname, query: url.searchParams, body, text }, target);
+      if (answer) return send(res, answer.status, answer.body, answer.headers);
+      const plugin = await target.pluginAdmin({ method, path: url.pathname, query: url.searchParams, body });
+      if (plugin) return send(res, plugin.status, plugin.body);
       return send(res, 404, { message: 'Not found' });
     } catch (err) {
+      if (err instanceof AdminError) return send(res, err.status, err.body, err.headers);
+      if (err instanceof BodyTooLarge) return send(res, 413, { message: 'Payload too large' }, { connection: 'close' });
       logger.error({ err }, 'admin request failed');
       if (!res.headersSent) send(res, 500, { message: 'An unexpected error occurred' });
     }
   });
+  return server;
+}
+
+/** Why an admin address cannot be used, or undefined: a non-loopback bind needs a token. */
+export function adminListenProblem(address: ListenAddress, token: string | undefined): string | undefined {
+  if (isLoopback(address.host) || token) return undefined;
+  return `admin listen: ${address.host} is not a loopback address, and the admin API can change everything the gateway does: set an admin token (--admin-token or GATEHOUSE_ADMIN_TOKEN) to expose it, or bind it to 127.0.0.1`;
 }
 
 export function listenAdmin(server: http.Server, address: ListenAddress): Promise<ListenAddress> {

@@ -1,16 +1,35 @@
 import { createHash } from 'node:crypto';
 import type { BoundPlugin, CompiledRoute, CompiledService, PluginChain, Snapshot } from './snapshot.js';
-import type { NormalConfig, NormalPlugin } from './normalize.js';
+import type { NormalConfig, NormalPlugin, NormalRoute } from './normalize.js';
 import { compileSettings } from './settings.js';
 import { Router } from '../router/router.js';
 import type { PoolManager } from '../proxy/pool.js';
-import type { PluginDeps } from '../plugins/types.js';
+import type { PluginDefinition, PluginDeps, PluginInstance } from '../plugins/types.js';
 import { ConfigError } from '../lib/errors.js';
 import { ConsumerIndex, type Consumer } from './consumers.js';
 
 export interface CompileDeps {
   pools: PoolManager;
   pluginDeps: Omit<PluginDeps, 'consumers'>;
+  /**
+   * The snapshot this one will replace. What did not change is carried over instead of being
+   * built again: plugin instances whose entity (and the consumers they read) did not change,
+   * compiled services, compiled routes, plugin chains, the consumer index.
+   */
+  previous?: Snapshot | undefined;
+  /**
+   * The raw entity objects the normalized services and routes came from, in the normalizer's order
+   * (services, then their nested routes followed by top-level routes). A service or route whose
+   * object is the very one `previous` compiled (or a copy with the same field values, nested
+   * lists aside), and whose id matches, has not changed. Callers pass documents they never
+   * mutate (the admin API edits copy-on-write).
+   */
+  origins?: CompileOrigins | undefined;
+}
+
+export interface CompileOrigins {
+  services: readonly unknown[];
+  routes: readonly unknown[];
 }
 
 export function buildChain(plugins: BoundPlugin[]): PluginChain {
@@ -52,7 +71,7 @@ function specificity(p: NormalPlugin): number {
 }
 
 /** For each plugin name, the most specific instance that applies to this route (and consumer). */
-function choose(plugins: NormalPlugin[], routeId: string, serviceId: string | undefined, consumerId: string | undefined): NormalPlugin[] {
+function choose(plugins: readonly NormalPlugin[], routeId: string, serviceId: string | undefined, consumerId: string | undefined): NormalPlugin[] {
   const chosen = new Map<string, NormalPlugin>();
   for (const p of plugins) {
     if (p.routeId && p.routeId !== routeId) continue;
@@ -64,110 +83,343 @@ function choose(plugins: NormalPlugin[], routeId: string, serviceId: string | un
   return [...chosen.values()];
 }
 
+/** A plugin instance shared by every snapshot that carries it; disposed when the last one is. */
+interface SharedInstance {
+  instance: PluginInstance;
+  refs: number;
+  /** Set when create() (or later, a hook) read deps.consumers. */
+  readsConsumers: boolean;
+  /** The consumer index the instance sees (the newest snapshot's that carries it). */
+  consumers: ConsumerIndex;
+}
+
+interface CarriedPlugin {
+  fingerprint: string;
+  definition: PluginDefinition<any>;
+  shared: SharedInstance;
+  bound: BoundPlugin;
+  /** Changes whenever the instance is created anew: chain keys are made of these. */
+  key: string;
+}
+
+/** What one snapshot hands to the next (kept on the snapshot under a symbol, never on the request path). */
+interface Carry {
+  plugins: Map<string, CarriedPlugin>;
+  services: Map<string, { origin: unknown; poolKey: string; compiled: CompiledService }>;
+  routes: Map<string, { origin: unknown; service: CompiledService | undefined; signature: string; compiled: CompiledRoute }>;
+  chains: Map<string, PluginChain>;
+  consumersKey: string;
+  consumers: ConsumerIndex;
+  serial: number;
+}
+
+const CARRY = Symbol('gatehouse.compile.carry');
+
+function carryOf(s: Snapshot | undefined): Carry | undefined {
+  return s ? (s as unknown as Record<symbol, Carry | undefined>)[CARRY] : undefined;
+}
+
+/**
+ * The same entity as before: the same object, or (copy-on-write copied it because something
+ * nested in it changed) an object whose own fields are the same values, nested lists aside.
+ */
+function sameOrigin(a: unknown, b: unknown): boolean {
+  if (a === b) return a !== undefined;
+  if (!a || !b || typeof a !== 'object' || typeof b !== 'object') return false;
+  const x = a as Record<string, unknown>;
+  const y = b as Record<string, unknown>;
+  let n = 0;
+  for (const k in x) {
+    if (k === 'routes' || k === 'plugins') continue;
+    if (x[k] !== y[k]) return false;
+    n++;
+  }
+  for (const k in y) if (k !== 'routes' && k !== 'plugins') n--;
+  return n === 0;
+}
+
+function release(shared: SharedInstance): Promise<void> | void {
+  if (--shared.refs > 0) return;
+  return shared.instance.dispose?.();
+}
+
+// The closures that outlive a compile (plugin deps, dispose, lazy hash, route methods) are made by
+// these module-level functions: a closure created inside compileSnapshot would keep its whole
+// scope alive (the normalized config and the previous snapshot's carry), and through carried
+// routes, every earlier generation.
+
+function depsFor(base: Omit<PluginDeps, 'consumers'>, shared: SharedInstance): PluginDeps {
+  return {
+    ...base,
+    get consumers() {
+      shared.readsConsumers = true;
+      return shared.consumers;
+    },
+  };
+}
+
+function disposerFor(carried: ReadonlyMap<string, CarriedPlugin>): () => Promise<void> {
+  let disposed = false;
+  return async () => {
+    if (disposed) return;
+    disposed = true;
+    await Promise.all([...carried.values()].map(async (c) => release(c.shared)));
+  };
+}
+
+function lazyHash(config: NormalConfig['config']): () => string {
+  let hash: string | undefined;
+  return () => {
+    if (hash === undefined) {
+      const { _gatehouse: _settings, ...entities } = config;
+      hash = canonicalHash(entities);
+    }
+    return hash;
+  };
+}
+
+/** The chain a consumer gets on routes with these candidate plugins (memoised per consumer). */
+type ConsumerChains = (consumerId: string, base: PluginChain) => PluginChain;
+
+function consumerChains(candidates: readonly NormalPlugin[], routeId: string, serviceId: string | undefined, boundOf: ReadonlyMap<string, BoundPlugin>): ConsumerChains {
+  const byConsumer = new Map<string, PluginChain>();
+  const withConsumerPlugins = new Set(candidates.filter((p) => p.consumerId).map((p) => p.consumerId!));
+  return (consumerId, base) => {
+    if (!withConsumerPlugins.has(consumerId)) return base;
+    let chain = byConsumer.get(consumerId);
+    if (!chain) {
+      chain = buildChain(choose(candidates, routeId, serviceId, consumerId).map((p) => boundOf.get(p.id)!));
+      byConsumer.set(consumerId, chain);
+    }
+    return chain;
+  };
+}
+
+/** A compiled route: a class, so 10,000 routes share one chainFor instead of a closure each. */
+class Route implements CompiledRoute {
+  readonly id: string;
+  readonly name: string | undefined;
+  readonly service: CompiledService | undefined;
+  readonly protocols: ReadonlySet<string>;
+  readonly stripPath: boolean;
+  readonly preserveHost: boolean;
+  readonly pathHandling: 'v0' | 'v1';
+  readonly httpsRedirectStatusCode: number;
+  readonly requestBuffering: boolean;
+  readonly responseBuffering: boolean;
+  readonly plugins: PluginChain;
+  private readonly chains: ConsumerChains;
+
+  constructor(r: NormalRoute, service: CompiledService | undefined, plugins: PluginChain, protocols: ReadonlySet<string>, chains: ConsumerChains) {
+    const e = r.entity;
+    this.id = r.id;
+    this.name = e.name;
+    this.service = service;
+    this.protocols = protocols;
+    this.stripPath = e.strip_path;
+    this.preserveHost = e.preserve_host;
+    this.pathHandling = e.path_handling;
+    this.httpsRedirectStatusCode = e.https_redirect_status_code;
+    this.requestBuffering = e.request_buffering;
+    this.responseBuffering = e.response_buffering;
+    this.plugins = plugins;
+    this.chains = chains;
+    Object.freeze(this);
+  }
+
+  chainFor(consumerId: string): PluginChain {
+    return this.chains(consumerId, this.plugins);
+  }
+}
+
 /**
  * Builds the immutable snapshot: services with their pools, plugin instances bound to their
  * config, per-route plugin chains and the router. Throws ConfigError when a plugin refuses its
- * config; nothing is half-built (plugin instances created so far are disposed).
+ * config; nothing is half-built (plugin instances created so far are disposed). With
+ * `deps.previous`, unchanged parts are reused, so a one-entity change costs little more than
+ * the router rebuild.
  */
 export function compileSnapshot(normal: NormalConfig, deps: CompileDeps, version: number): Snapshot {
+  const prev = carryOf(deps.previous);
   const settings = compileSettings(normal.config._gatehouse);
-  const consumerList: Consumer[] = normal.consumers.map((c) => Object.freeze({ id: c.id, username: c.username, custom_id: c.customId, tags: Object.freeze([...c.tags]) }));
-  const consumerById = new Map(consumerList.map((c) => [c.id, c]));
-  const consumers = new ConsumerIndex(
-    consumerList,
-    normal.credentials.map((c) => Object.freeze({ id: c.id, type: c.type, consumer: consumerById.get(c.consumerId)!, fields: Object.freeze({ ...c.fields, id: c.id }) })),
-  );
-  const pluginDeps: PluginDeps = { ...deps.pluginDeps, consumers };
-  const bound = new Map<string, BoundPlugin>();
+
+  // Consumers: the previous index is kept when nothing about consumers or credentials changed, so
+  // plugin instances that read it stay valid.
+  const consumersKey = JSON.stringify([normal.consumers.map((c) => [c.id, c.username, c.customId, c.tags]), normal.credentials.map((c) => [c.id, c.type, c.consumerId, c.fields])]);
+  let consumers: ConsumerIndex;
+  const consumersKept = prev !== undefined && prev.consumersKey === consumersKey;
+  if (consumersKept) {
+    consumers = prev.consumers;
+  } else {
+    const consumerList: Consumer[] = normal.consumers.map((c) => Object.freeze({ id: c.id, username: c.username, custom_id: c.customId, tags: Object.freeze([...c.tags]) }));
+    const consumerById = new Map(consumerList.map((c) => [c.id, c]));
+    consumers = new ConsumerIndex(
+      consumerList,
+      normal.credentials.map((c) => Object.freeze({ id: c.id, type: c.type, consumer: consumerById.get(c.consumerId)!, fields: Object.freeze({ ...c.fields, id: c.id }) })),
+    );
+  }
+
+  let serial = prev?.serial ?? 0;
+  const carried = new Map<string, CarriedPlugin>();
   const errors: string[] = [];
   for (const p of normal.plugins) {
     if (!p.entity.enabled) continue;
+    const fingerprint = JSON.stringify(p.entity.config);
+    const old = prev?.plugins.get(p.id);
+    if (old && old.fingerprint === fingerprint && old.definition === p.definition && old.bound.priority === p.definition.priority && (consumersKept || !old.shared.readsConsumers)) {
+      old.shared.refs++;
+      old.shared.consumers = consumers;
+      carried.set(p.id, old);
+      continue;
+    }
+    const shared = { refs: 1, readsConsumers: false, consumers } as SharedInstance;
     try {
-      const instance = p.definition.create(p.entity.config, pluginDeps);
-      bound.set(p.id, { id: p.id, name: p.entity.name, priority: p.definition.priority, instance });
+      shared.instance = p.definition.create(p.entity.config, depsFor(deps.pluginDeps, shared));
+      const bound = { id: p.id, name: p.entity.name, priority: p.definition.priority, instance: shared.instance };
+      carried.set(p.id, { fingerprint, definition: p.definition, shared, bound, key: `${p.id}#${++serial}` });
     } catch (err) {
       errors.push(`${p.at}.config: ${(err as Error).message}`);
     }
   }
-  const disposePlugins = async () => {
-    await Promise.all([...bound.values()].map(async (b) => b.instance.dispose?.()));
-  };
+  const disposePlugins = disposerFor(carried);
   if (errors.length) {
     void disposePlugins();
     throw new ConfigError(errors);
   }
 
+  const origins = deps.origins;
+  const serviceOrigin = (i: number): unknown => {
+    const o = origins?.services[i] as { id?: unknown } | undefined;
+    return o && o.id === normal.services[i]!.id ? o : undefined;
+  };
+  const routeOrigin = (i: number): unknown => {
+    if (!origins || origins.routes.length !== normal.routes.length) return undefined;
+    const o = origins.routes[i] as { id?: unknown } | undefined;
+    return o && o.id === normal.routes[i]!.id ? o : undefined;
+  };
+
   const services = new Map<string, CompiledService>();
-  for (const s of normal.services) {
+  const carriedServices: Carry['services'] = new Map();
+  const disabledServices = new Set<string>();
+  normal.services.forEach((s, i) => {
     const e = s.entity;
-    const defaultPort = s.protocol === 'https' ? 443 : 80;
-    const hostForHeader = s.host.includes(':') ? `[${s.host}]` : s.host;
-    services.set(s.id, {
-      id: s.id,
-      name: e.name,
+    if (e.enabled === false) disabledServices.add(s.id);
+    const poolOptions = {
       protocol: s.protocol,
       host: s.host,
       port: s.port,
-      path: s.path,
-      hostHeader: s.port === defaultPort ? hostForHeader : `${hostForHeader}:${s.port}`,
       connectTimeout: e.connect_timeout,
-      readTimeout: e.read_timeout,
-      writeTimeout: e.write_timeout,
-      retries: e.retries,
-      pool: deps.pools.get({
+      poolSize: settings.keepAlivePoolSize,
+      keepAliveTimeout: settings.keepAliveIdleTimeout,
+      tlsVerify: e.tls_verify ?? true,
+    };
+    const poolKey = JSON.stringify(poolOptions);
+    const origin = serviceOrigin(i);
+    const old = prev?.services.get(s.id);
+    let compiled: CompiledService;
+    if (old && origin !== undefined && sameOrigin(old.origin, origin) && old.poolKey === poolKey) {
+      compiled = old.compiled;
+    } else {
+      const defaultPort = s.protocol === 'https' ? 443 : 80;
+      const hostForHeader = s.host.includes(':') ? `[${s.host}]` : s.host;
+      compiled = {
+        id: s.id,
+        name: e.name,
         protocol: s.protocol,
         host: s.host,
         port: s.port,
+        path: s.path,
+        hostHeader: s.port === defaultPort ? hostForHeader : `${hostForHeader}:${s.port}`,
         connectTimeout: e.connect_timeout,
-        poolSize: settings.keepAlivePoolSize,
-        keepAliveTimeout: settings.keepAliveIdleTimeout,
-        tlsVerify: e.tls_verify ?? true,
-      }),
-    });
-  }
+        readTimeout: e.read_timeout,
+        writeTimeout: e.write_timeout,
+        retries: e.retries,
+        pool: deps.pools.get(poolOptions),
+      };
+    }
+    services.set(s.id, compiled);
+    carriedServices.set(s.id, { origin, poolKey, compiled });
+  });
 
-  const applicable = normal.plugins.filter((p) => bound.has(p.id));
+  // Plugins by scope, so each route looks only at the ones that can apply to it.
+  const applicable = normal.plugins.filter((p) => carried.has(p.id));
+  const globalScope: NormalPlugin[] = [];
+  const byService = new Map<string, NormalPlugin[]>();
+  const byRoute = new Map<string, NormalPlugin[]>();
+  for (const p of applicable) {
+    const map = p.routeId ? byRoute : p.serviceId ? byService : undefined;
+    if (!map) {
+      globalScope.push(p);
+      continue;
+    }
+    const k = (p.routeId ?? p.serviceId)!;
+    let list = map.get(k);
+    if (!list) map.set(k, (list = []));
+    list.push(p);
+  }
   const consumersWithPlugins = new Set(applicable.filter((p) => p.consumerId).map((p) => p.consumerId!));
-  const globalPlugins = buildChain(applicable.filter((p) => !p.routeId && !p.serviceId && !p.consumerId).map((p) => bound.get(p.id)!));
+  const chains = new Map<string, PluginChain>();
+  const chainOf = (plugins: readonly NormalPlugin[]): PluginChain => {
+    const list = plugins.map((p) => carried.get(p.id)!);
+    const key = list
+      .map((c) => c.key)
+      .sort()
+      .join(',');
+    let chain = chains.get(key) ?? prev?.chains.get(key);
+    if (!chain) chain = buildChain(list.map((c) => c.bound));
+    chains.set(key, chain);
+    return chain;
+  };
+  const globalPlugins = chainOf(globalScope.filter((p) => !p.consumerId));
+
   const routes = new Map<string, CompiledRoute>();
+  const carriedRoutes: Carry['routes'] = new Map();
   const routerInput: ConstructorParameters<typeof Router>[0] = [];
-  for (const r of normal.routes) {
+  // Most routes have no plugin of their own: they share one candidate list, signature and chains.
+  const sharedSignature = globalScope.map((p) => carried.get(p.id)!.key).join(',');
+  let shared: { chain: PluginChain; chains: ConsumerChains } | undefined;
+  // Routes with the same protocols share one (read-only) set.
+  const protocolSets = new Map<string, ReadonlySet<string>>();
+  const protocolsOf = (list: readonly string[]) => {
+    const k = list.join(',');
+    let set = protocolSets.get(k);
+    if (!set) protocolSets.set(k, (set = new Set(list)));
+    return set;
+  };
+  normal.routes.forEach((r, i) => {
     const service = r.serviceId ? services.get(r.serviceId) : undefined;
     // Routes whose service is disabled are left out of the router, as in Kong.
-    if (service && normal.services.find((s) => s.id === r.serviceId)?.entity.enabled === false) continue;
-    const e = r.entity;
-    const byConsumer = new Map<string, PluginChain>();
-    const route: CompiledRoute = Object.freeze({
-      id: r.id,
-      name: e.name,
-      service,
-      protocols: new Set(e.protocols),
-      stripPath: e.strip_path,
-      preserveHost: e.preserve_host,
-      pathHandling: e.path_handling,
-      httpsRedirectStatusCode: e.https_redirect_status_code,
-      requestBuffering: e.request_buffering,
-      responseBuffering: e.response_buffering,
-      plugins: buildChain(choose(applicable, r.id, r.serviceId, undefined).map((p) => bound.get(p.id)!)),
-      chainFor(consumerId: string): PluginChain {
-        if (!consumersWithPlugins.has(consumerId)) return this.plugins;
-        let chain = byConsumer.get(consumerId);
-        if (!chain) {
-          chain = buildChain(choose(applicable, r.id, r.serviceId, consumerId).map((p) => bound.get(p.id)!));
-          byConsumer.set(consumerId, chain);
-        }
-        return chain;
-      },
-    });
+    if (service && disabledServices.has(r.serviceId!)) return;
+    const ofService = r.serviceId ? byService.get(r.serviceId) : undefined;
+    const ofRoute = byRoute.get(r.id);
+    const own = ofService !== undefined || ofRoute !== undefined;
+    const candidates = own ? [...globalScope, ...(ofService ?? []), ...(ofRoute ?? []).filter((p) => !p.serviceId || p.serviceId === r.serviceId)] : globalScope;
+    const signature = own ? candidates.map((p) => carried.get(p.id)!.key).join(',') : sharedSignature;
+    const origin = routeOrigin(i);
+    const old = prev?.routes.get(r.id);
+    let route: CompiledRoute;
+    if (old && origin !== undefined && sameOrigin(old.origin, origin) && old.service === service && old.signature === signature) {
+      route = old.compiled;
+    } else if (!own) {
+      if (!shared) {
+        const boundOf = new Map(globalScope.map((p) => [p.id, carried.get(p.id)!.bound]));
+        // Global plugins name no route or service: every plain route gets the same chains.
+        shared = { chain: chainOf(choose(globalScope, r.id, undefined, undefined)), chains: consumerChains(globalScope, r.id, undefined, boundOf) };
+      }
+      route = new Route(r, service, shared.chain, protocolsOf(r.entity.protocols), shared.chains);
+    } else {
+      // Only what the chains need, so a route carried into later snapshots keeps nothing else alive.
+      const boundOf = new Map(candidates.map((p) => [p.id, carried.get(p.id)!.bound]));
+      route = new Route(r, service, chainOf(choose(candidates, r.id, r.serviceId, undefined)), protocolsOf(r.entity.protocols), consumerChains(candidates, r.id, r.serviceId, boundOf));
+    }
     routes.set(r.id, route);
-    routerInput.push({ route, config: e, order: r.order });
-  }
+    carriedRoutes.set(r.id, { origin, service, signature, compiled: route });
+    routerInput.push({ route, config: r.entity, order: r.order });
+  });
 
   const router = new Router(routerInput);
-  const { _gatehouse: _settings, ...entities } = normal.config;
-  const snapshot: Snapshot = {
+  const snapshot: Omit<Snapshot, 'hash'> = {
     version,
-    hash: canonicalHash(entities),
     config: normal.config,
     settings,
     router,
@@ -178,5 +430,9 @@ export function compileSnapshot(normal: NormalConfig, deps: CompileDeps, version
     consumersWithPlugins,
     dispose: disposePlugins,
   };
-  return Object.freeze(snapshot);
+  // The hash is computed when asked (the admin API's status), not on every reload.
+  Object.defineProperty(snapshot, 'hash', { get: lazyHash(normal.config), enumerable: true });
+  const carry: Carry = { plugins: carried, services: carriedServices, routes: carriedRoutes, chains, consumersKey, consumers, serial };
+  Object.defineProperty(snapshot, CARRY, { value: carry, enumerable: false });
+  return Object.freeze(snapshot) as Snapshot;
 }

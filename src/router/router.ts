@@ -16,6 +16,23 @@ export interface RouteRequest {
   sni: string | undefined;
 }
 
+/** One (route, path) entry as Router.explain sees it: what did not match, empty when everything did. */
+export interface RouteCandidate {
+  route: CompiledRoute;
+  /** The route path of this entry ("/x" or "~regex"), undefined for a pathless route. */
+  routePath: string | undefined;
+  /** Position in Kong's precedence order (0 = considered first). */
+  rank: number;
+  mismatches: string[];
+}
+
+export interface RouteExplanation {
+  /** What match() answers. */
+  match: RouteMatch | undefined;
+  /** Every entry, in precedence order. */
+  candidates: RouteCandidate[];
+}
+
 export interface RouteMatch {
   route: CompiledRoute;
   /** The part of the path the route's path matched (prefix, or the regex's whole match); "" for pathless routes. */
@@ -67,6 +84,11 @@ class PrefixIndex {
   /** Entry lists whose key is a prefix of `path`. */
   get(path: string, len: number): Entry[] | undefined {
     return this.map.get(len === path.length ? path : path.slice(0, len));
+  }
+
+  /** Every entry (for Router.explain). */
+  *entries(): Iterable<Entry> {
+    for (const list of this.map.values()) yield* list;
   }
 }
 
@@ -263,6 +285,42 @@ export class Router {
     if (!best) return undefined;
     const chosen: Entry = best;
     return { route: chosen.route, matchedPath: bestPath, routePath: chosen.routePath, captures: bestCaptures };
+  }
+
+  /**
+   * For the admin route debugger, never on the request path: every entry in precedence order with
+   * the conditions it failed. The answer itself comes from match(), so the two cannot disagree.
+   */
+  explain(req: RouteRequest): RouteExplanation {
+    const seen = new Set<Entry>();
+    const buckets = [this.hostless, ...this.exactHosts.values(), ...this.leadingWildcards.values(), ...this.trailingWildcards.values()];
+    for (const b of buckets) {
+      for (const e of b.pathless) seen.add(e);
+      for (const e of b.prefixes.entries()) seen.add(e);
+      for (const e of b.regexes.entries()) seen.add(e);
+    }
+    const hosts = req.port ? [req.host, `${req.host}:${req.port}`] : [req.host];
+    const candidates = [...seen].sort(byRank).map((e) => {
+      const mismatches: string[] = [];
+      if (e.hosts || e.wildcardHosts) {
+        const exact = e.hosts?.some((h) => hosts.includes(h)) ?? false;
+        const wild = e.wildcardHosts?.some((w) =>
+          hosts.some((h) => (w.startsWith('*.') ? h.endsWith(w.slice(1)) && h.length > w.length - 1 : h.startsWith(w.slice(0, w.lastIndexOf('.*') + 1)) && h.length > w.lastIndexOf('.*') + 1)),
+        );
+        if (!exact && !wild) mismatches.push(`host "${req.host}" is not one of ${JSON.stringify([...(e.hosts ?? []), ...(e.wildcardHosts ?? [])])}`);
+      }
+      if (e.prefix !== undefined && !req.path.startsWith(e.prefix)) mismatches.push(`path "${req.path}" does not start with "${e.prefix}"`);
+      if (e.regex && !e.regex.test(req.path)) mismatches.push(`path "${req.path}" does not match ${e.routePath}`);
+      if (e.methods && !e.methods.has(req.method)) mismatches.push(`method ${req.method} is not one of ${JSON.stringify([...e.methods])}`);
+      if (e.snis && (req.sni === undefined || !e.snis.has(req.sni))) mismatches.push(req.sni === undefined ? 'snis: the request has no TLS server name' : `sni "${req.sni}" is not one of ${JSON.stringify([...e.snis])}`);
+      for (const rule of e.headers ?? []) {
+        const value = req.headers[rule.name];
+        if (value === undefined) mismatches.push(`header ${rule.name} is missing`);
+        else if (!(Array.isArray(value) ? value.some((v) => headerValueMatches(rule, v)) : headerValueMatches(rule, value))) mismatches.push(`header ${rule.name} has no accepted value`);
+      }
+      return { route: e.route, routePath: e.routePath, rank: e.rank, mismatches };
+    });
+    return { match: this.match(req), candidates };
   }
 
   /** Wildcard buckets for the host: "*.b.c" and "*.c" for "a.b.c" (a "*" spans one or more labels), "a.*" and "a.b.*". */

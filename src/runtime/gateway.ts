@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { normalizeConfig } from '../config/normalize.js';
-import { compileSnapshot } from '../config/compile.js';
+import { compileSnapshot, type CompileOrigins } from '../config/compile.js';
 import type { Snapshot } from '../config/snapshot.js';
 import { PoolManager } from '../proxy/pool.js';
 import { RequestHandler } from '../pipeline/handler.js';
@@ -44,12 +44,17 @@ export class Gateway {
   private readonly listener: HttpListener;
   private readonly workerId: number;
   private versionCounter = 1;
+  private lastBuildMs = 0;
   private proxyAddress: ListenAddress | undefined;
   private readonly options: GatewayOptions;
   /** Redis clients shared by the plugins of every snapshot of this gateway; closed on stop. */
   readonly redis: RedisRegistry;
   private readonly counters: LimitStore;
   private readonly ownCounters: MemoryLimitStore | undefined;
+  /** Prepared snapshots not live yet (their pools must survive a retirement meanwhile). */
+  private readonly prepared = new Set<Snapshot>();
+  /** Proxy connections: accepted since start, open now. */
+  readonly connections = { accepted: 0, active: 0 };
 
   constructor(options: GatewayOptions) {
     this.options = options;
@@ -64,6 +69,11 @@ export class Gateway {
     this.holder = new SnapshotHolder(first, (old) => this.retire(old));
     const handler = new RequestHandler({ holder: this.holder, logger: this.logger, ids: new RequestIds(), version: VERSION, stats: this.stats });
     this.listener = new HttpListener(handler, this.logger);
+    this.listener.server.on('connection', (socket) => {
+      this.connections.accepted++;
+      this.connections.active++;
+      socket.once('close', () => this.connections.active--);
+    });
   }
 
   get snapshot(): Snapshot {
@@ -83,12 +93,41 @@ export class Gateway {
     return this.proxyAddress;
   }
 
-  /** Validates and compiles a whole new config, then swaps it in. Throws ConfigError and changes nothing when invalid. */
+  /**
+   * Validates and compiles a whole new config from scratch (new plugin instances, with empty
+   * caches), then swaps it in. Throws ConfigError and changes nothing when invalid.
+   */
   reload(document: unknown): Snapshot {
-    const next = this.build(document);
-    this.holder.swap(next);
-    this.logger.info({ version: next.version, hash: next.hash }, 'configuration applied');
+    const next = this.prepare(document, false);
+    this.commit(next);
     return next;
+  }
+
+  /**
+   * First half of a reload: validates the whole document and compiles the next snapshot without
+   * making it live; with `carryOver`, what did not change is taken from the live snapshot
+   * (plugin instances keep their state: caches, fetched keys). Throws ConfigError when invalid.
+   * Then commit() or discard() it.
+   */
+  prepare(document: unknown, carryOver = true): Snapshot {
+    const t0 = performance.now();
+    const next = this.build(document, carryOver);
+    this.prepared.add(next);
+    this.lastBuildMs = performance.now() - t0;
+    return next;
+  }
+
+  /** Makes a prepared snapshot live; requests in flight finish on the old one. */
+  commit(next: Snapshot): void {
+    this.prepared.delete(next);
+    this.holder.swap(next);
+    this.logger.info({ version: next.version, build_ms: Math.round(this.lastBuildMs) }, 'configuration applied');
+  }
+
+  /** Drops a prepared snapshot that will not go live. */
+  discard(next: Snapshot): void {
+    this.prepared.delete(next);
+    next.dispose().catch((err) => this.logger.error({ err }, 'disposing a discarded snapshot failed'));
   }
 
   /** Checks a config without applying it (see validateConfig). */
@@ -96,15 +135,25 @@ export class Gateway {
     return validateConfig(document, this.plugins);
   }
 
-  private build(document: unknown): Snapshot {
+  private build(document: unknown, carryOver = false): Snapshot {
     const normal = normalizeConfig(document, this.plugins);
-    return compileSnapshot(normal, { pools: this.pools, pluginDeps: { logger: this.logger, nodeId: this.nodeId, workerId: this.workerId, version: VERSION, counters: this.counters, redis: this.redis, now: this.options.now ?? Date.now } }, this.versionCounter++);
+    return compileSnapshot(
+      normal,
+      {
+        pools: this.pools,
+        pluginDeps: { logger: this.logger, nodeId: this.nodeId, workerId: this.workerId, version: VERSION, counters: this.counters, redis: this.redis, now: this.options.now ?? Date.now },
+        // Unchanged plugin instances, services and routes are carried over from the live snapshot.
+        previous: carryOver ? this.holder?.current : undefined,
+        origins: originsOf(document),
+      },
+      this.versionCounter++,
+    );
   }
 
   private retire(old: Snapshot): void {
     old.dispose().catch((err) => this.logger.error({ err }, 'disposing an old snapshot failed'));
     if (this.holder === undefined) return;
-    const keep = new Set([...this.holder.current.services.values()].map((s) => s.pool.key));
+    const keep = new Set([this.holder.current, ...this.prepared].flatMap((snap) => [...snap.services.values()].map((s) => s.pool.key)));
     void this.pools.retain(keep);
   }
 
@@ -120,6 +169,20 @@ export class Gateway {
     await this.redis.closeAll();
     this.ownCounters?.close();
   }
+}
+
+/** The raw service and route objects of a document in the normalizer's order (see CompileOrigins). */
+function originsOf(document: unknown): CompileOrigins | undefined {
+  if (!document || typeof document !== 'object') return undefined;
+  const doc = document as { services?: unknown; routes?: unknown };
+  const services = Array.isArray(doc.services) ? doc.services : [];
+  const routes: unknown[] = [];
+  for (const s of services) {
+    const nested = (s as { routes?: unknown } | null)?.routes;
+    if (Array.isArray(nested)) for (const r of nested) routes.push(r);
+  }
+  if (Array.isArray(doc.routes)) for (const r of doc.routes) routes.push(r);
+  return { services, routes };
 }
 
 /**
