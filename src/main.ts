@@ -388,7 +388,9 @@ async function runPrimary(options: NodeOptions, logger: Logger): Promise<void> {
     // Every worker applies the request (its plugins hold per-worker state); the first answer is sent.
     pluginAdmin: async (request) => {
       const replies = await pool.ask({ type: 'plugin-admin', method: request.method, path: request.path, query: request.query.toString(), body: request.body });
-      return [...replies.values()].find((r) => r.answer)?.answer as AdminAnswer | undefined;
+      // Every worker applied it; a success anywhere wins over a 404 from a worker that had nothing to act on.
+      const answers = [...replies.values()].map((r) => r.answer as AdminAnswer | undefined).filter((a): a is AdminAnswer => a !== undefined);
+      return answers.find((a) => a.status >= 200 && a.status < 300) ?? answers[0];
     },
     explainRoute: async (q) => {
       const first = [...pool.ready][0];

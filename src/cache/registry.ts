@@ -84,19 +84,3 @@ export class CacheRegistry {
     return this.dictionaries.get(name)?.store;
   }
 }
-
-/**
- * Registries by gateway. The plugin API has no per-gateway slot for plugin state, so the registry
- * hangs off an object the gateway owns for its whole life (its Redis registry), weakly: it goes
- * away with the gateway and two gateways in one process never share one.
- */
-const registries = new WeakMap<object, CacheRegistry>();
-
-export function cacheRegistryFor(scope: object): CacheRegistry {
-  let r = registries.get(scope);
-  if (!r) {
-    r = new CacheRegistry();
-    registries.set(scope, r);
-  }
-  return r;
-}

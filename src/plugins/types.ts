@@ -2,6 +2,7 @@ import type { Static, TSchema } from '@sinclair/typebox';
 import type { Logger } from '../observability/logger.js';
 import type { Exchange, Outcome } from '../pipeline/exchange.js';
 import type { ConsumerIndex } from '../config/consumers.js';
+import type { GatewayScope } from '../runtime/gateway-scope.js';
 import type { LimitStore } from '../cluster/limit-types.js';
 import type { RedisRegistry } from '../cluster/redis.js';
 
@@ -15,6 +16,8 @@ export interface PluginDeps {
   version: string;
   /** Consumers and credentials of the snapshot being built. */
   consumers: ConsumerIndex;
+  /** State kept for the gateway's life, across snapshots (keyed by plugin name). */
+  scope: GatewayScope;
   /**
    * Node-local rate-limit counters (the `local` policy): in this process, or in the cluster primary
    * over IPC. Owned by the gateway, so counts survive reloads. Absent outside a Gateway (unit tests).

@@ -12,6 +12,7 @@ import { PLUGINS } from '../plugins/registry.js';
 import type { PluginDefinition } from '../plugins/types.js';
 import { VERSION } from '../lib/version.js';
 import { RedisRegistry } from '../cluster/redis.js';
+import { GatewayScope } from './gateway-scope.js';
 import { MemoryLimitStore } from '../cluster/limit-algorithms.js';
 import type { LimitStore } from '../cluster/limit-types.js';
 
@@ -49,6 +50,8 @@ export class Gateway {
   private readonly options: GatewayOptions;
   /** Redis clients shared by the plugins of every snapshot of this gateway; closed on stop. */
   readonly redis: RedisRegistry;
+  /** Plugin state that outlives snapshots (see GatewayScope). */
+  private readonly scope = new GatewayScope();
   private readonly counters: LimitStore;
   private readonly ownCounters: MemoryLimitStore | undefined;
   /** Prepared snapshots not live yet (their pools must survive a retirement meanwhile). */
@@ -141,7 +144,7 @@ export class Gateway {
       normal,
       {
         pools: this.pools,
-        pluginDeps: { logger: this.logger, nodeId: this.nodeId, workerId: this.workerId, version: VERSION, counters: this.counters, redis: this.redis, now: this.options.now ?? Date.now },
+        pluginDeps: { logger: this.logger, nodeId: this.nodeId, workerId: this.workerId, version: VERSION, counters: this.counters, redis: this.redis, scope: this.scope, now: this.options.now ?? Date.now },
         // Unchanged plugin instances, services and routes are carried over from the live snapshot.
         previous: carryOver ? this.holder?.current : undefined,
         origins: originsOf(document),
@@ -167,6 +170,7 @@ export class Gateway {
     await this.holder.current.dispose();
     await this.pools.closeAll(true);
     await this.redis.closeAll();
+    await this.scope.close();
     this.ownCounters?.close();
   }
 }
@@ -195,13 +199,15 @@ export async function validateConfig(document: unknown, plugins: ReadonlyMap<str
   const logger = createLogger({ level: 'silent' });
   const pools = new PoolManager();
   const redis = new RedisRegistry(logger, { lazy: true });
+  const scope = new GatewayScope();
   const counters = new MemoryLimitStore();
   try {
-    const snapshot = compileSnapshot(normal, { pools, pluginDeps: { logger, nodeId: randomUUID(), workerId: 0, version: VERSION, counters, redis, now: Date.now } }, 0);
+    const snapshot = compileSnapshot(normal, { pools, pluginDeps: { logger, nodeId: randomUUID(), workerId: 0, version: VERSION, counters, redis, scope, now: Date.now } }, 0);
     await snapshot.dispose();
   } finally {
     await pools.closeAll(true);
     await redis.closeAll();
+    await scope.close();
     counters.close();
   }
 }

@@ -8,6 +8,7 @@ import { PLUGINS } from '../registry.js';
 import { startGateway, startUpstream, send, type TestGateway, type Upstream } from '../../../test/helpers/harness.js';
 import { basicAuth } from './index.js';
 import { checkStoredPassword, hashPassword, verifierFor } from './passwords.js';
+import { GatewayScope } from '../../runtime/gateway-scope.js';
 
 const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 
@@ -66,6 +67,7 @@ describe('basic-auth: schema and stored passwords', () => {
       nodeId: 'n',
       workerId: 0,
       version: '0',
+      scope: new GatewayScope(),
     });
     assert.ok(instance.access);
     // Generous: hashing 400 passwords with scrypt would take seconds; building the map takes milliseconds.

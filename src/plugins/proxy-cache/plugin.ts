@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { parseCacheControl, type Directives } from '../../cache/cache-control.js';
 import { KeyHasher, headerValue, headersKeyPart, keepParams, parseQuery, queryKeyPart, sha256Hex, variantKey, type QueryParam } from '../../cache/key.js';
-import { cacheRegistryFor, type CacheOwner } from '../../cache/registry.js';
+import { CacheRegistry, type CacheOwner } from '../../cache/registry.js';
 import { RedisCacheStore } from '../../cache/redis-store.js';
 import { SingleFlight, type Flight } from '../../cache/single-flight.js';
 import { CACHE_FORMAT_VERSION, isThenable, type CachedResponse, type CacheObject, type CacheStore, type VaryIndex } from '../../cache/types.js';
@@ -125,7 +125,7 @@ export function create(config: ProxyCacheConfig, deps: PluginDeps): ProxyCacheIn
   const toggles = config.response_headers;
   const passMs = Math.min(config.cache_ttl * 1000, PASS_MS_MAX);
 
-  const registry = cacheRegistryFor(deps.redis ?? deps);
+  const registry = deps.scope.get('proxy-cache', () => new CacheRegistry());
   const token = {};
   let redis: SharedRedis | undefined;
   let store: CacheStore;

@@ -7,6 +7,7 @@ import { createLogger } from '../../observability/logger.js';
 import { Exchange } from '../../pipeline/exchange.js';
 import type { PluginDeps } from '../types.js';
 import { ConsumerIndex } from '../../config/consumers.js';
+import { GatewayScope } from '../../runtime/gateway-scope.js';
 import { startGateway, startUpstream, send } from '../../../test/helpers/harness.js';
 import { responseTransformer } from './index.js';
 import type { ResponseTransformerConfig } from './schema.js';
@@ -18,6 +19,7 @@ const deps: PluginDeps = {
   workerId: 0,
   version: 'test',
   consumers: new ConsumerIndex([], []),
+  scope: new GatewayScope(),
 };
 
 function configOf(input: Record<string, unknown>): ResponseTransformerConfig {
