@@ -148,9 +148,10 @@ function release(shared: SharedInstance): Promise<void> | void {
 // scope alive (the normalized config and the previous snapshot's carry), and through carried
 // routes, every earlier generation.
 
-function depsFor(base: Omit<PluginDeps, 'consumers'>, shared: SharedInstance): PluginDeps {
+function depsFor(base: Omit<PluginDeps, 'consumers'>, shared: SharedInstance, pluginId: string): PluginDeps {
   return {
     ...base,
+    pluginId,
     get consumers() {
       shared.readsConsumers = true;
       return shared.consumers;
@@ -274,7 +275,7 @@ export function compileSnapshot(normal: NormalConfig, deps: CompileDeps, version
     }
     const shared = { refs: 1, readsConsumers: false, consumers } as SharedInstance;
     try {
-      shared.instance = p.definition.create(p.entity.config, depsFor(deps.pluginDeps, shared));
+      shared.instance = p.definition.create(p.entity.config, depsFor(deps.pluginDeps, shared, p.id));
       const bound = { id: p.id, name: p.entity.name, priority: p.definition.priority, instance: shared.instance };
       carried.set(p.id, { fingerprint, definition: p.definition, shared, bound, key: `${p.id}#${++serial}` });
     } catch (err) {

@@ -16,6 +16,8 @@ export interface PluginDeps {
   version: string;
   /** Consumers and credentials of the snapshot being built. */
   consumers: ConsumerIndex;
+  /** Id of the plugin entity being created (stable across reloads that keep the entity). */
+  pluginId?: string;
   /** State kept for the gateway's life, across snapshots (keyed by plugin name). */
   scope: GatewayScope;
   /**

@@ -145,8 +145,8 @@ export function create(config: ProxyCacheConfig, deps: PluginDeps): ProxyCacheIn
   const passUntil = new Map<string, number>();
   const revalidating = new Set<string>();
   let disposed = false;
-  /** The plugin entity id, learned from the first request's chain (the plugin API does not pass it). */
-  let pluginId: string | undefined;
+  /** The plugin entity id (from deps; learned from the first request's chain when a test builds the plugin by hand). */
+  let pluginId: string | undefined = deps.pluginId;
   const owner: CacheOwner = { store, id: () => pluginId };
   registry.register(owner);
 

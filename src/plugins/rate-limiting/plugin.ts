@@ -75,7 +75,7 @@ export function create(config: RateLimitingConfig, deps: PluginDeps): RateLimiti
   }
 
   /** The plugin entity id, found once in the chain that runs this instance: counters survive reloads that keep it. */
-  let scope: string | undefined;
+  let scope: string | undefined = deps.pluginId;
   const fallbackScope = createHash('sha256').update(JSON.stringify(config)).digest('hex').slice(0, 32);
 
   function identify(ex: Exchange): string {
