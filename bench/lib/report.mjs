@@ -41,6 +41,8 @@ export function checkTargets(results, idle) {
   add('c: req/s vs a', '>= 0.9x', ratio('gatehouse-c', 'gatehouse-a'), (v) => v >= 0.9);
   add('a vs fast-gateway', '>= 2.5x', ratio('gatehouse-a', 'fast-gateway'), (v) => v >= 2.5);
   add('a vs express-gateway', '>= 8x', ratio('gatehouse-a', 'express-gateway'), (v) => v >= 8);
+  add('e (proxy-cache hit) vs a (issue 8: a hit at least as fast as the proxy path)', '>= 1x', ratio('gatehouse-e', 'gatehouse-a'), (v) => v >= 1);
+  add('e (proxy-cache hit) vs nginx proxying (issue 8: quoted)', 'quoted', ratio('gatehouse-e', 'nginx'), () => true);
   add('a: RSS 1 s after the first answer, one worker', '<= 80 MB (see the idle row below)', by['gatehouse-a']?.best.idle_rss, (v) => v <= 80 * MB, (v) => `${fmtMb(v)} MB`);
   if (idle?.settled_idle_rss_bytes) add(`idle RSS after 20 s without traffic (bench/idle-connections.mjs, ${idle.date.slice(0, 10)})`, '<= 80 MB', idle.settled_idle_rss_bytes, (v) => v <= 80 * MB, (v) => `${fmtMb(v)} MB`);
   if (idle) add(`10,000 idle keep-alive connections add (bench/idle-connections.mjs, ${idle.date.slice(0, 10)})`, '<= 250 MB', idle.added_bytes, (v) => v <= 250 * MB, (v) => `${fmtMb(v)} MB`);

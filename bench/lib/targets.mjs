@@ -102,6 +102,20 @@ export const TARGETS = [
     start: (ctx, port) => startGatehouse(ctx, 'gatehouse-d', port, gatehouseConfig(ctx.upstreamPort), 2),
   },
   {
+    name: 'gatehouse-e',
+    label: 'Gatehouse e: proxy-cache hit (memory strategy)',
+    skip: (ctx) => (ctx.plugins.has('proxy-cache') ? undefined : 'skipped: proxy-cache not in src/plugins/registry.ts yet'),
+    /** Every measured request must be a hit: the first request fills the cache, the next one hits. */
+    async verify(port) {
+      await httpGet(port, PATH);
+      const hit = await httpGet(port, PATH);
+      const status = hit.headers['x-cache-status'];
+      if (status !== 'Hit') throw new Error(`second GET ${PATH} answered X-Cache-Status ${status}, expected Hit`);
+    },
+    start: (ctx, port) =>
+      startGatehouse(ctx, 'gatehouse-e', port, gatehouseConfig(ctx.upstreamPort, { plugins: [{ name: 'proxy-cache', config: { strategy: 'memory', cache_ttl: 3600 } }] })),
+  },
+  {
     name: 'fast-gateway',
     label: 'fast-gateway 3.4.7',
     prepare(ctx) {
