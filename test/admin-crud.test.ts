@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { startUpstream, send, type Upstream } from './helpers/harness.js';
-import { startTestNode, type TestNode } from '../src/admin/test-node.js';
+import { startTestNode, type TestNode } from './helpers/node.js';
 import { UUID_PATTERN } from '../src/lib/uuid.js';
 
 const cleanup: (() => Promise<void>)[] = [];

@@ -1,7 +1,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startUpstream } from './helpers/harness.js';
-import { startTestNode, request, type TestNode } from '../src/admin/test-node.js';
+import { startTestNode, request, type TestNode } from './helpers/node.js';
 import { tokenMatches } from '../src/admin/security.js';
 import { ConfigError } from '../src/lib/errors.js';
 

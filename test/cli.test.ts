@@ -4,9 +4,8 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import net from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { startUpstream, send, type Upstream } from './helpers/harness.js';
+import { startUpstream, send, type Upstream, freePort } from './helpers/harness.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const BIN = join(ROOT, 'bin/gatehouse.js');
@@ -17,14 +16,6 @@ after(async () => {
   for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
   for (const u of upstreams) await u.close();
 });
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 function writeConfig(name: string, text: string): string {
   const file = join(dir, name);

@@ -8,8 +8,8 @@ import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { startUpstream, type Upstream } from './helpers/harness.js';
-import { request } from '../src/admin/test-node.js';
-import { TestRedisServer, freePort } from '../src/cluster/redis-test-server.js';
+import { request } from './helpers/node.js';
+import { TestRedisServer, freePort } from './helpers/redis-server.js';
 
 // Several real gateway processes sharing the real Redis at 127.0.0.1:6379 (a key prefix of their
 // own per test, deleted afterwards), and one test against a throwaway redis-server that is stopped

@@ -5,10 +5,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import net from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { startUpstream, type Upstream } from './helpers/harness.js';
-import { request } from '../src/admin/test-node.js';
+import { startUpstream, type Upstream, freePort } from './helpers/harness.js';
+import { request } from './helpers/node.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const BIN = join(ROOT, 'bin/gatehouse.js');
@@ -19,14 +18,6 @@ after(async () => {
   for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
   for (const u of upstreams) await u.close();
 });
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 interface Started {
   child: ChildProcess;

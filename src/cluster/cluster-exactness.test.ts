@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { send, startUpstream, type Upstream } from '../../test/helpers/harness.js';
-import { freePort } from './redis-test-server.js';
+import { freePort } from '../../test/helpers/redis-server.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const BIN = join(ROOT, 'bin/gatehouse.js');

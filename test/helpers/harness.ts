@@ -147,3 +147,13 @@ export async function rawRequest(port: number, bytes: string | Buffer, waitMs = 
 export function oneRoute(url: string, route: Record<string, unknown> = { paths: ['/'] }, service: Record<string, unknown> = {}): object {
   return { _format_version: '3.0', services: [{ name: 'svc', url, ...service, routes: [{ name: 'r', ...route }] }] };
 }
+
+/** A port nothing listens on right now (for processes that need a fixed port). */
+export async function freePort(): Promise<number> {
+  const net = await import('node:net');
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  const port = (s.address() as import('node:net').AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}

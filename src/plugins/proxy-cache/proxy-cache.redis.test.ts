@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { send } from '../../../test/helpers/harness.js';
 import { askPlugins } from '../../admin/server.js';
-import { TestRedisServer } from '../../cluster/redis-test-server.js';
+import { TestRedisServer } from '../../../test/helpers/redis-server.js';
 import { RedisCacheStore } from '../../cache/redis-store.js';
 import { cached, countingHandler, startCacheGateway, startSwitchableUpstream, type CacheGateway, type SwitchableUpstream } from './test-support.js';
 

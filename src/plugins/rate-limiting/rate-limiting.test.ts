@@ -10,7 +10,7 @@ import { PLUGINS } from '../registry.js';
 import { definePlugin, type PluginDefinition } from '../types.js';
 import { setConsumer } from '../../pipeline/consumer.js';
 import { send, startUpstream, type Upstream } from '../../../test/helpers/harness.js';
-import { TestRedisServer } from '../../cluster/redis-test-server.js';
+import { TestRedisServer } from '../../../test/helpers/redis-server.js';
 import { rateLimiting } from './index.js';
 import { effectiveRedis, type RateLimitingConfig } from './schema.js';
 import type { RateLimitingInstance } from './plugin.js';

@@ -5,8 +5,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { startSingle, type NodeOptions, type RunningNode } from '../main.js';
-import { createLogger } from '../observability/logger.js';
+import { startSingle, type NodeOptions, type RunningNode } from '../../src/main.js';
+import { createLogger } from '../../src/observability/logger.js';
 
 export interface AdminCall {
   status: number;
