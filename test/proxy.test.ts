@@ -2,7 +2,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { Type } from '@sinclair/typebox';
-import { startUpstream, startGateway, send, rawRequest, oneRoute, type Upstream, type TestGateway } from './helpers/harness.js';
+import { send, rawRequest, oneRoute, managedServers } from './helpers/harness.js';
 import { PLUGINS } from '../src/plugins/registry.js';
 import { definePlugin } from '../src/plugins/types.js';
 import type { LocalReply } from '../src/pipeline/exchange.js';
@@ -11,16 +11,7 @@ const cleanup: (() => Promise<void>)[] = [];
 after(async () => {
   for (const c of cleanup.reverse()) await c();
 });
-async function upstream(...args: Parameters<typeof startUpstream>): Promise<Upstream> {
-  const u = await startUpstream(...args);
-  cleanup.push(u.close);
-  return u;
-}
-async function gateway(...args: Parameters<typeof startGateway>): Promise<TestGateway> {
-  const g = await startGateway(...args);
-  cleanup.push(g.close);
-  return g;
-}
+const { upstream, gateway } = managedServers();
 
 test('routes by path, strips the prefix, keeps the query, sets Host to the service host', async () => {
   const up = await upstream();

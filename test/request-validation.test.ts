@@ -1,23 +1,10 @@
-import { test, after, before } from 'node:test';
+import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
-import { startUpstream, startGateway, rawRequest, oneRoute, type Upstream, type TestGateway } from './helpers/harness.js';
+import { rawRequest, oneRoute, managedServers, type Upstream, type TestGateway } from './helpers/harness.js';
 import { validateRequest } from '../src/listeners/request-validation.js';
 
-const cleanup: (() => Promise<void>)[] = [];
-after(async () => {
-  for (const c of cleanup.reverse()) await c();
-});
-async function upstream(...args: Parameters<typeof startUpstream>): Promise<Upstream> {
-  const u = await startUpstream(...args);
-  cleanup.push(u.close);
-  return u;
-}
-async function gateway(...args: Parameters<typeof startGateway>): Promise<TestGateway> {
-  const g = await startGateway(...args);
-  cleanup.push(g.close);
-  return g;
-}
+const { upstream, gateway } = managedServers();
 
 function statusOf(response: string): number {
   const m = /^HTTP\/1\.1 (\d{3}) /.exec(response);

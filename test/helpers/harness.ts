@@ -1,3 +1,4 @@
+import { after } from 'node:test';
 import http, { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import { Writable } from 'node:stream';
 import { parse as parseYaml } from 'yaml';
@@ -156,4 +157,27 @@ export async function freePort(): Promise<number> {
   const port = (s.address() as import('node:net').AddressInfo).port;
   await new Promise((r) => s.close(r));
   return port;
+}
+
+/**
+ * Upstreams and gateways that close themselves when the test file ends (registered with
+ * node:test's `after`), for files that start many of them.
+ */
+export function managedServers(): { upstream: typeof startUpstream; gateway: typeof startGateway } {
+  const cleanup: (() => Promise<void>)[] = [];
+  after(async () => {
+    for (const c of cleanup.reverse()) await c();
+  });
+  return {
+    upstream: async (...args) => {
+      const u = await startUpstream(...args);
+      cleanup.push(u.close);
+      return u;
+    },
+    gateway: async (...args) => {
+      const g = await startGateway(...args);
+      cleanup.push(g.close);
+      return g;
+    },
+  };
 }
