@@ -11,7 +11,8 @@ import { VERSION } from './lib/version.js';
 const USAGE = `gatehouse ${VERSION}
 
 Usage:
-  gatehouse start [--config FILE] [--proxy-listen HOST:PORT] [--admin-listen HOST:PORT|off]
+  gatehouse start [--config FILE] [--proxy-listen HOST:PORT] [--proxy-listen-tls HOST:PORT|off]
+                  [--admin-listen HOST:PORT|off]
                   [--workers N|auto] [--grace-period SECONDS] [--admin-token TOKEN]
                   [--read-only-admin] [--no-write-back] [--watch]
                   [--cluster-redis redis://HOST:PORT[/DB]] [--cluster-prefix PREFIX]
@@ -19,12 +20,13 @@ Usage:
   gatehouse demo              start the demo services and a gateway in front of them
   gatehouse version
 
-Environment: GATEHOUSE_CONFIG, GATEHOUSE_PROXY_LISTEN, GATEHOUSE_ADMIN_LISTEN, GATEHOUSE_WORKERS,
-GATEHOUSE_GRACE_PERIOD, GATEHOUSE_ADMIN_TOKEN, GATEHOUSE_READ_ONLY_ADMIN, GATEHOUSE_WRITE_BACK,
+Environment: GATEHOUSE_CONFIG, GATEHOUSE_PROXY_LISTEN, GATEHOUSE_PROXY_LISTEN_TLS, GATEHOUSE_ADMIN_LISTEN,
+GATEHOUSE_WORKERS, GATEHOUSE_GRACE_PERIOD, GATEHOUSE_ADMIN_TOKEN, GATEHOUSE_READ_ONLY_ADMIN, GATEHOUSE_WRITE_BACK,
 GATEHOUSE_WATCH, GATEHOUSE_CLUSTER_REDIS, GATEHOUSE_CLUSTER_PREFIX, GATEHOUSE_CLUSTER_HEARTBEAT_MS,
 GATEHOUSE_LOG_LEVEL. Flags win over the environment (prefer the environment for the token: command
 lines are visible to every user of the machine).
 Defaults: --config ./gatehouse.yaml, --proxy-listen 0.0.0.0:8000, --admin-listen 127.0.0.1:8001, --workers 1;
+the HTTPS listener is off unless --proxy-listen-tls is given (Kong's default is 0.0.0.0:8443);
 admin changes are written back to the config file unless --no-write-back or --read-only-admin.`;
 
 /** "1", "true", "yes", "on" (environment switches). */
@@ -74,6 +76,7 @@ async function main(argv: string[]): Promise<number> {
       options: {
         config: { type: 'string', short: 'c' },
         'proxy-listen': { type: 'string' },
+        'proxy-listen-tls': { type: 'string' },
         'admin-listen': { type: 'string' },
         workers: { type: 'string', short: 'w' },
         'grace-period': { type: 'string' },
@@ -87,6 +90,7 @@ async function main(argv: string[]): Promise<number> {
       strict: true,
     });
     const env = process.env;
+    const tlsListen = values['proxy-listen-tls'] ?? (env.GATEHOUSE_PROXY_LISTEN_TLS || undefined);
     const adminValue = values['admin-listen'] ?? env.GATEHOUSE_ADMIN_LISTEN ?? '127.0.0.1:8001';
     const grace = Number(values['grace-period'] ?? env.GATEHOUSE_GRACE_PERIOD ?? 10);
     try {
@@ -103,6 +107,7 @@ async function main(argv: string[]): Promise<number> {
         cluster: clusterUrl ? { url: clusterUrl, prefix: values['cluster-prefix'] ?? env.GATEHOUSE_CLUSTER_PREFIX, heartbeatMs: heartbeat } : undefined,
         configPath: values.config ?? env.GATEHOUSE_CONFIG ?? './gatehouse.yaml',
         proxyListen: parseListen(values['proxy-listen'] ?? env.GATEHOUSE_PROXY_LISTEN ?? '0.0.0.0:8000', 'proxy listen'),
+        proxyListenTls: tlsListen === undefined || tlsListen === 'off' ? undefined : parseListen(tlsListen, 'proxy listen tls'),
         adminListen: adminValue === 'off' ? null : parseListen(adminValue, 'admin listen'),
         workers: parseWorkers(values.workers ?? env.GATEHOUSE_WORKERS ?? '1'),
         graceMs: grace * 1000,

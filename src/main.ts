@@ -26,6 +26,8 @@ import { ClusterSync, type ClusterOptions } from './cluster/config-sync.js';
 export interface NodeOptions {
   configPath: string;
   proxyListen: ListenAddress;
+  /** The HTTPS proxy listener; off when undefined. */
+  proxyListenTls?: ListenAddress | undefined;
   /** null: no admin API. */
   adminListen: ListenAddress | null;
   workers: number;
@@ -237,7 +239,7 @@ export async function startSingle(options: NodeOptions, logger: Logger = options
     workers: 1,
   });
   const start = await startingState(options, nodeId, logger, heartbeat);
-  const gw = new Gateway({ config: start.state.doc, proxyListen: options.proxyListen, logger, nodeId });
+  const gw = new Gateway({ config: start.state.doc, proxyListen: options.proxyListen, proxyListenTls: options.proxyListenTls, logger, nodeId });
   live.gateway = gw;
   const applier: Applier = {
     prepare: async (next, _delta, fresh) => {
@@ -278,7 +280,8 @@ export async function startSingle(options: NodeOptions, logger: Logger = options
   }
   start.sync?.attach(m);
   const files = fileReloader(options, m, made.fileBackend, logger);
-  logger.info({ proxy: `${proxy.host}:${proxy.port}`, config: options.configPath, version: VERSION }, 'gatehouse started');
+  const tlsAddress = gw.tlsAddress;
+  logger.info({ proxy: `${proxy.host}:${proxy.port}`, proxy_tls: tlsAddress ? `${tlsAddress.host}:${tlsAddress.port}` : null, config: options.configPath, version: VERSION }, 'gatehouse started');
   return {
     gateway: gw,
     manager: m,
@@ -407,7 +410,8 @@ async function runPrimary(options: NodeOptions, logger: Logger): Promise<void> {
     await listenAdmin(admin, options.adminListen);
   }
   const files = fileReloader(options, m, made.fileBackend, logger);
-  logger.info({ proxy: `${options.proxyListen.host}:${options.proxyListen.port}`, workers: options.workers, version: VERSION }, 'gatehouse started');
+  const tls = options.proxyListenTls;
+  logger.info({ proxy: `${options.proxyListen.host}:${options.proxyListen.port}`, proxy_tls: tls ? `${tls.host}:${tls.port}` : null, workers: options.workers, version: VERSION }, 'gatehouse started');
   installSignals(
     logger,
     async () => {
@@ -437,7 +441,7 @@ async function runWorker(options: NodeOptions, logger: Logger): Promise<void> {
     if (m.type === 'init') {
       if (gateway) return reply({ type: 'ready', id: m.id });
       try {
-        const g = new Gateway({ config: m.document, proxyListen: options.proxyListen, logger, workerId, nodeId: process.env.GATEHOUSE_NODE_ID, counters: limits });
+        const g = new Gateway({ config: m.document, proxyListen: options.proxyListen, proxyListenTls: options.proxyListenTls, logger, workerId, nodeId: process.env.GATEHOUSE_NODE_ID, counters: limits });
         gateway = g;
         config = new WorkerConfig(g, m.document!, m.version ?? 0);
         g.start().then(

@@ -113,13 +113,12 @@ test('service url and its parts are exclusive; unsupported protocols are named',
   assert.equal(parts.services[0]!.port, 443);
 });
 
-test('consumers, upstreams, targets and certificates are accepted by the schema', () => {
+test('consumers, upstreams and targets are accepted by the schema (certificates: test/tls.test.ts)', () => {
   const normal = normalizeConfig(
     {
       _format_version: '3.0',
       consumers: [{ username: 'alice', keyauth_credentials: [{ key: 'k' }], acls: [{ group: 'g' }] }],
       upstreams: [{ name: 'up', targets: [{ target: '127.0.0.1:9000' }] }],
-      certificates: [{ cert: '...', key: '...', snis: [{ name: 'a.example' }] }],
     },
     PLUGINS,
   );

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { BoundPlugin, CompiledRoute, CompiledService, PluginChain, Snapshot } from './snapshot.js';
+import { TlsContexts } from '../tls/contexts.js';
 import type { NormalConfig, NormalPlugin, NormalRoute } from './normalize.js';
 import { compileSettings } from './settings.js';
 import { Router } from '../router/router.js';
@@ -241,6 +242,8 @@ class Route implements CompiledRoute {
  * the router rebuild.
  */
 export function compileSnapshot(normal: NormalConfig, deps: CompileDeps, version: number): Snapshot {
+  // Before any plugin is created, so a bad certificate leaves nothing to dispose.
+  const tls = deps.previous?.tls.key === TlsContexts.keyOf(normal.certificates) ? deps.previous.tls : new TlsContexts(normal.certificates);
   const prev = carryOf(deps.previous);
   const settings = compileSettings(normal.config._gatehouse);
 
@@ -429,6 +432,7 @@ export function compileSnapshot(normal: NormalConfig, deps: CompileDeps, version
     routes,
     consumers,
     consumersWithPlugins,
+    tls,
     dispose: disposePlugins,
   };
   // The hash is computed when asked (the admin API's status), not on every reload.

@@ -8,6 +8,7 @@ import { checkIpOrCidr } from '../lib/ip-matcher.js';
 import type { PluginDefinition } from '../plugins/types.js';
 import { CREDENTIAL_TABLES, type CredentialType } from './credentials.js';
 import { randomBytes } from 'node:crypto';
+import { checkCertificates, type NormalCertificate } from '../tls/certificates.js';
 
 export interface NormalService {
   id: string;
@@ -62,6 +63,7 @@ export interface NormalConfig {
   plugins: NormalPlugin[];
   consumers: NormalConsumer[];
   credentials: NormalCredential[];
+  certificates: NormalCertificate[];
 }
 
 const HOST_PATTERN = /^(\*\.)?([a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*(\.\*)?(:\d{1,5})?$/;
@@ -350,6 +352,8 @@ function checkEntities(config: DeclarativeConfig, plugins: ReadonlyMap<string, P
     if (problem) err(`_gatehouse.trusted_ips[${i}]`, problem);
   });
 
+  const certificates = checkCertificates(config.certificates, config.snis, err, claimId);
+
   if (errors.length) throw new ConfigError([...new Set(errors)]);
-  return { config, services, routes, plugins: pluginList, consumers, credentials };
+  return { config, services, routes, plugins: pluginList, consumers, credentials, certificates };
 }

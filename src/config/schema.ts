@@ -147,6 +147,39 @@ export const GatehouseSettings = Type.Object(
   { additionalProperties: false, default: {} },
 );
 
+const Pem = (description: string) => Type.String({ minLength: 1, description });
+
+export const CertificateEntity = Type.Object(
+  {
+    id: Type.Optional(Id),
+    cert: Pem('PEM certificate (chain: leaf first).'),
+    key: Pem('PEM private key of `cert`.'),
+    cert_alt: Type.Optional(Pem('A second PEM certificate of another key type (RSA + ECDSA); needs `key_alt`.')),
+    key_alt: Type.Optional(Pem('PEM private key of `cert_alt`.')),
+    snis: Type.Optional(
+      Type.Array(Type.Union([Type.String({ minLength: 1 }), Type.Object({ id: Type.Optional(Id), name: Type.String({ minLength: 1 }), tags: Type.Optional(Tags), created_at: Type.Optional(Type.Number()), updated_at: Type.Optional(Type.Number()) }, { additionalProperties: false })]), {
+        description: 'Server names this certificate answers ("*.example.com" and "example.*" wildcards allowed).',
+      }),
+    ),
+    tags: Type.Optional(Tags),
+    created_at: Type.Optional(Type.Number()),
+    updated_at: Type.Optional(Type.Number()),
+  },
+  { additionalProperties: false },
+);
+
+export const SniEntity = Type.Object(
+  {
+    id: Type.Optional(Id),
+    name: Type.String({ minLength: 1, description: 'Server name (wildcards as in certificates.snis).' }),
+    certificate: Type.Union([Type.String({ minLength: 1 }), Type.Object({ id: Type.String({ minLength: 1 }) }, { additionalProperties: false })], { description: 'The certificate, by id.' }),
+    tags: Type.Optional(Tags),
+    created_at: Type.Optional(Type.Number()),
+    updated_at: Type.Optional(Type.Number()),
+  },
+  { additionalProperties: false },
+);
+
 export const DeclarativeConfigSchema = Type.Object(
   {
     _format_version: Type.Literal('3.0', { 'x-message': 'must be "3.0"' }),
@@ -160,9 +193,9 @@ export const DeclarativeConfigSchema = Type.Object(
     plugins: Type.Array(PluginEntity, { default: [] }),
     upstreams: Type.Array(Loose('Load-balancing upstreams (owned by the load-balancing issue).'), { default: [] }),
     targets: Type.Array(Loose('Targets of upstreams.'), { default: [] }),
-    certificates: Type.Array(Loose('TLS certificates (owned by the TLS issue).'), { default: [] }),
+    certificates: Type.Array(CertificateEntity, { default: [], description: 'TLS certificates of the HTTPS listener, chosen by SNI (see docs/tls.md).' }),
     ca_certificates: Type.Array(Loose('CA certificates.'), { default: [] }),
-    snis: Type.Array(Loose('SNIs of certificates.'), { default: [] }),
+    snis: Type.Array(SniEntity, { default: [], description: 'Server names of certificates, as separate entities.' }),
     keyauth_credentials: Type.Array(KeyAuthCredential, { default: [] }),
     basicauth_credentials: Type.Array(BasicAuthCredential, { default: [] }),
     jwt_secrets: Type.Array(JwtSecret, { default: [] }),
@@ -178,4 +211,6 @@ export type ServiceConfig = Static<typeof ServiceEntity>;
 export type RouteConfig = Static<typeof RouteEntity>;
 export type PluginConfig = Static<typeof PluginEntity>;
 export type SettingsConfig = Static<typeof GatehouseSettings>;
+export type CertificateConfig = Static<typeof CertificateEntity>;
+export type SniConfig = Static<typeof SniEntity>;
 export type AnySchema = TSchema;

@@ -4,6 +4,7 @@ import type { UpstreamPool } from '../proxy/pool.js';
 import type { Settings } from './settings.js';
 import type { DeclarativeConfig } from './schema.js';
 import type { ConsumerIndex } from './consumers.js';
+import type { TlsContexts } from '../tls/contexts.js';
 
 /** A plugin entity bound to its config for this snapshot. */
 export interface BoundPlugin {
@@ -76,6 +77,8 @@ export interface Snapshot {
   consumers: ConsumerIndex;
   /** Consumers that have plugins scoped to them (only these change a request's chain). */
   consumersWithPlugins: ReadonlySet<string>;
+  /** The certificates as SecureContexts, chosen per handshake by SNI. */
+  tls: TlsContexts;
   /** Releases pools and plugin resources once no request uses this snapshot. */
   dispose(): Promise<void>;
 }

@@ -1,9 +1,12 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { RequestHandler } from '../pipeline/handler.js';
 import { ALLOWED_METHODS, normalizeRequest, unsupportedVersionStatus, validateRequest, type Rejection } from './request-validation.js';
 import type { Logger } from '../observability/logger.js';
+import type { TlsContexts } from '../tls/contexts.js';
+import { secureServerOptions, type TlsBinding } from '../tls/server.js';
 
 export interface ListenAddress {
   host: string;
@@ -42,29 +45,49 @@ function endSocket(socket: Socket | Duplex, status: number, extra: Record<string
   socket.end(head + body);
 }
 
-/** The proxy's HTTP/1.1 listener: node's strict parser, plus request validation before routing. */
+/** Parser and timeout options shared by the plain and the TLS listener. */
+const SERVER_OPTIONS: http.ServerOptions = {
+  // Host rules (including a missing Host) are checked by validateRequest, answered like the others.
+  requireHostHeader: false,
+  maxHeaderSize: 16384,
+  keepAliveTimeout: 60_000,
+  headersTimeout: 60_000,
+  requestTimeout: 0,
+  joinDuplicateHeaders: false,
+  insecureHTTPParser: false,
+};
+
+/**
+ * The proxy's HTTP/1.1 listener: node's strict parser, plus request validation before routing.
+ * With `tls` it is the HTTPS listener: the same options, callbacks and validation over TLS, the
+ * certificate chosen per handshake from the live snapshot.
+ */
 export class HttpListener {
-  readonly server: http.Server;
+  readonly server: http.Server | https.Server;
   private draining = false;
   private readonly handler: RequestHandler;
   private readonly logger: Logger;
 
-  constructor(handler: RequestHandler, logger: Logger) {
+  private readonly tls: TlsBinding | undefined;
+  /** Key of the certificate set whose default is installed on the server. */
+  private defaultKey: string | undefined;
+
+  constructor(handler: RequestHandler, logger: Logger, tls?: TlsBinding) {
     this.handler = handler;
     this.logger = logger;
-    this.server = http.createServer(
-      {
-        // Host rules (including a missing Host) are checked by validateRequest, answered like the others.
-        requireHostHeader: false,
-        maxHeaderSize: 16384,
-        keepAliveTimeout: 60_000,
-        headersTimeout: 60_000,
-        requestTimeout: 0,
-        joinDuplicateHeaders: false,
-        insecureHTTPParser: false,
-      },
-      (req, res) => this.onRequest(req, res, false),
-    );
+    this.tls = tls;
+    const onRequest = (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res, false);
+    this.server = tls ? https.createServer({ ...SERVER_OPTIONS, ...secureServerOptions(tls, logger) }, onRequest) : http.createServer(SERVER_OPTIONS, onRequest);
+    if (tls) {
+      this.useCertificates(tls.contexts());
+      this.server.on('tlsClientError', (err: Error & { code?: string }, socket: Duplex) => {
+        socket.destroy();
+        const none = tls.contexts().size === 0;
+        const fields = { type: 'tls', reason: err.code ?? err.message, client_ip: (socket as Socket).remoteAddress };
+        if (none) logger.warn(fields, 'TLS handshake refused: no certificate is configured');
+        else logger.info(fields, 'TLS handshake failed');
+      });
+    }
     // With a listener here node leaves "100 Continue" to us: a request we refuse gets its final
     // status at once instead of an invitation to send a body first.
     this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res, true));
@@ -83,6 +106,14 @@ export class HttpListener {
       endSocket(socket, rejection.status, rejection.headers);
       this.logRejection(req, rejection);
     });
+  }
+
+  /** Installs the default certificate of a (new) snapshot; SNI handshakes read the live one themselves. */
+  useCertificates(contexts: TlsContexts): void {
+    if (!this.tls || !(this.server instanceof https.Server)) return;
+    if (this.defaultKey === contexts.key) return;
+    this.defaultKey = contexts.key;
+    this.server.setSecureContext(this.tls.defaultOptions(contexts));
   }
 
   private logRejection(req: IncomingMessage, rejection: Rejection): void {

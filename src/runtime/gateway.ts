@@ -7,6 +7,7 @@ import { RequestHandler } from '../pipeline/handler.js';
 import { RequestIds } from '../pipeline/request-ids.js';
 import { SnapshotHolder } from './holder.js';
 import { HttpListener, type ListenAddress } from '../listeners/http-listener.js';
+import { tlsBinding } from '../tls/server.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { PLUGINS } from '../plugins/registry.js';
 import type { PluginDefinition } from '../plugins/types.js';
@@ -20,6 +21,8 @@ export interface GatewayOptions {
   /** Parsed declarative config document. */
   config: unknown;
   proxyListen: ListenAddress;
+  /** The HTTPS proxy listener (certificates from the config, by SNI); none when absent. */
+  proxyListenTls?: ListenAddress | undefined;
   logger?: Logger;
   workerId?: number;
   nodeId?: string;
@@ -43,6 +46,8 @@ export class Gateway {
   private readonly pools = new PoolManager();
   private readonly holder: SnapshotHolder;
   private readonly listener: HttpListener;
+  private readonly tlsListener: HttpListener | undefined;
+  private tlsAddressBound: ListenAddress | undefined;
   private readonly workerId: number;
   private versionCounter = 1;
   private lastBuildMs = 0;
@@ -72,11 +77,23 @@ export class Gateway {
     this.holder = new SnapshotHolder(first, (old) => this.retire(old));
     const handler = new RequestHandler({ holder: this.holder, logger: this.logger, ids: new RequestIds(), version: VERSION, stats: this.stats });
     this.listener = new HttpListener(handler, this.logger);
-    this.listener.server.on('connection', (socket) => {
-      this.connections.accepted++;
-      this.connections.active++;
-      socket.once('close', () => this.connections.active--);
-    });
+    this.tlsListener = options.proxyListenTls ? new HttpListener(handler, this.logger, tlsBinding(() => this.holder.current.tls)) : undefined;
+    for (const listener of this.listeners()) {
+      listener.server.on('connection', (socket: import('node:net').Socket) => {
+        this.connections.accepted++;
+        this.connections.active++;
+        socket.once('close', () => this.connections.active--);
+      });
+    }
+  }
+
+  private listeners(): HttpListener[] {
+    return this.tlsListener ? [this.listener, this.tlsListener] : [this.listener];
+  }
+
+  /** Where the HTTPS listener is bound (after start), when there is one. */
+  get tlsAddress(): ListenAddress | undefined {
+    return this.tlsAddressBound;
   }
 
   get snapshot(): Snapshot {
@@ -93,6 +110,8 @@ export class Gateway {
 
   async start(): Promise<ListenAddress> {
     this.proxyAddress = await this.listener.listen(this.options.proxyListen);
+    // On failure the caller stops the gateway, which closes the plain listener too.
+    if (this.tlsListener && this.options.proxyListenTls) this.tlsAddressBound = await this.tlsListener.listen(this.options.proxyListenTls);
     return this.proxyAddress;
   }
 
@@ -124,6 +143,8 @@ export class Gateway {
   commit(next: Snapshot): void {
     this.prepared.delete(next);
     this.holder.swap(next);
+    // Clients without SNI get the server's own context: follow the new snapshot's default certificate.
+    this.tlsListener?.useCertificates(next.tls);
     this.logger.info({ version: next.version, build_ms: Math.round(this.lastBuildMs) }, 'configuration applied');
   }
 
@@ -162,10 +183,10 @@ export class Gateway {
 
   /** Stops accepting, lets in-flight requests finish for up to `graceMs`, then closes everything. */
   async stop(graceMs = 10_000): Promise<void> {
-    const drained = this.listener.beginDrain();
+    const drained = Promise.all(this.listeners().map((l) => l.beginDrain()));
     const deadline = Date.now() + graceMs;
     while (this.holder.activeRequests > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    this.listener.forceClose();
+    for (const l of this.listeners()) l.forceClose();
     await drained;
     await this.holder.current.dispose();
     await this.pools.closeAll(true);

@@ -68,13 +68,15 @@ export interface TestGateway {
   url: string;
   port: number;
   gateway: Gateway;
+  /** Port of the HTTPS listener when started with `tls: true`. */
+  tlsPort: number | undefined;
   /** Log lines (parsed JSON) the gateway wrote. */
   logs: Record<string, unknown>[];
   close(): Promise<void>;
 }
 
 /** A gateway in this process on 127.0.0.1, port 0, logging into `logs`. */
-export async function startGateway(config: object | string, options: { plugins?: ReadonlyMap<string, PluginDefinition<any>> } = {}): Promise<TestGateway> {
+export async function startGateway(config: object | string, options: { plugins?: ReadonlyMap<string, PluginDefinition<any>>; tls?: boolean } = {}): Promise<TestGateway> {
   const document = typeof config === 'string' ? parseYaml(config) : config;
   const logs: Record<string, unknown>[] = [];
   const destination = new Writable({
@@ -84,12 +86,19 @@ export async function startGateway(config: object | string, options: { plugins?:
     },
   });
   const logger = createLogger({ level: 'info', destination });
-  const gateway = new Gateway({ config: document, proxyListen: { host: '127.0.0.1', port: 0 }, logger, plugins: options.plugins });
+  const gateway = new Gateway({
+    config: document,
+    proxyListen: { host: '127.0.0.1', port: 0 },
+    proxyListenTls: options.tls ? { host: '127.0.0.1', port: 0 } : undefined,
+    logger,
+    plugins: options.plugins,
+  });
   const address = await gateway.start();
   return {
     url: `http://127.0.0.1:${address.port}`,
     port: address.port,
     gateway,
+    tlsPort: gateway.tlsAddress?.port,
     logs,
     close: () => gateway.stop(1000),
   };

@@ -1,0 +1,84 @@
+import { createSecureContext, type SecureContext, type SecureContextOptions } from 'node:tls';
+import { ConfigError } from '../lib/errors.js';
+import type { NormalCertificate } from './certificates.js';
+
+/** Protocol floor for every context: TLS 1.2 and 1.3 only. */
+export const MIN_TLS_VERSION = 'TLSv1.2';
+
+/** Context options of one certificate (RSA and ECDSA pairs side by side when `cert_alt` is set). */
+export function contextOptions(c: NormalCertificate): SecureContextOptions {
+  return {
+    minVersion: MIN_TLS_VERSION,
+    cert: c.certAlt ? [c.cert, c.certAlt] : c.cert,
+    key: c.keyAlt ? [c.key, c.keyAlt] : c.key,
+  };
+}
+
+interface Entry {
+  certificate: NormalCertificate;
+  context: SecureContext;
+}
+
+/**
+ * The certificates of one snapshot as ready SecureContexts, looked up per handshake by SNI:
+ * exact names first, then "*.rest" (one label), then "prefix.*"; the first certificate is the
+ * default for clients without SNI or with an unknown one.
+ */
+export class TlsContexts {
+  private readonly exact = new Map<string, Entry>();
+  private readonly prefixWildcards = new Map<string, Entry>();
+  private readonly suffixWildcards = new Map<string, Entry>();
+  /** The default certificate, undefined when the config has none. */
+  readonly fallback: Entry | undefined;
+  readonly size: number;
+  /** Identity of the certificate set: a reload with the same key reuses these contexts. */
+  readonly key: string;
+
+  static keyOf(certificates: readonly NormalCertificate[]): string {
+    return JSON.stringify(certificates.map((c) => [c.cert, c.key, c.certAlt, c.keyAlt, c.snis]));
+  }
+
+  constructor(certificates: readonly NormalCertificate[]) {
+    this.key = TlsContexts.keyOf(certificates);
+    const errors: string[] = [];
+    const entries: Entry[] = [];
+    for (const certificate of certificates) {
+      try {
+        entries.push({ certificate, context: createSecureContext(contextOptions(certificate)) });
+      } catch (err) {
+        errors.push(`${certificate.at}: ${(err as Error).message}`);
+      }
+    }
+    if (errors.length) throw new ConfigError(errors);
+    for (const entry of entries) {
+      for (const name of entry.certificate.snis) {
+        if (name.startsWith('*.')) this.prefixWildcards.set(name.slice(2), entry);
+        else if (name.endsWith('.*')) this.suffixWildcards.set(name.slice(0, -2), entry);
+        else this.exact.set(name, entry);
+      }
+    }
+    this.fallback = entries[0];
+    this.size = entries.length;
+  }
+
+  /** The entry for a server name, or undefined (the caller falls back to the default). */
+  match(servername: string): Entry | undefined {
+    const name = servername.toLowerCase().replace(/\.$/, '');
+    const hit = this.exact.get(name);
+    if (hit) return hit;
+    const dot = name.indexOf('.');
+    if (dot > 0) {
+      const wild = this.prefixWildcards.get(name.slice(dot + 1));
+      if (wild) return wild;
+    }
+    const last = name.lastIndexOf('.');
+    return last > 0 ? this.suffixWildcards.get(name.slice(0, last)) : undefined;
+  }
+
+  /** The context for a handshake: by SNI, else the default; undefined when there is no certificate. */
+  contextFor(servername: string | undefined): SecureContext | undefined {
+    return ((servername ? this.match(servername) : undefined) ?? this.fallback)?.context;
+  }
+}
+
+export const NO_CERTIFICATES = new TlsContexts([]);

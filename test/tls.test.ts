@@ -1,0 +1,252 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import https from 'node:https';
+import tls from 'node:tls';
+import type { IncomingHttpHeaders } from 'node:http';
+import { startGateway, startUpstream, send, type TestGateway, type Upstream } from './helpers/harness.js';
+import { ConfigError } from '../src/lib/errors.js';
+
+interface Pair {
+  cert: string;
+  key: string;
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'gatehouse-tls-'));
+const pem = (name: string) => readFileSync(join(dir, name), 'utf8');
+let ca: string;
+const certs: Record<string, Pair> = {};
+
+/** A leaf signed by the test CA: CN `cn`, SANs `names`; `days` -1 makes it expired. */
+function leaf(file: string, cn: string, names: string[], days = 2): Pair {
+  const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${file}.key`, '-out', `${file}.csr`, '-subj', `/CN=${cn}`);
+  writeFileSync(join(dir, `${file}.ext`), `subjectAltName=${names.map((n) => `DNS:${n}`).join(',')}\n`);
+  openssl('x509', '-req', '-in', `${file}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-set_serial', String(Object.keys(certs).length + 2), '-days', String(days), '-extfile', `${file}.ext`, '-out', `${file}.pem`);
+  return { cert: pem(`${file}.pem`), key: pem(`${file}.key`) };
+}
+
+before(() => {
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-subj', '/CN=Gatehouse Test CA', '-days', '2'], { cwd: dir, stdio: 'pipe' });
+  ca = pem('ca.pem');
+  certs.a = leaf('a', 'a.example', ['a.example']);
+  certs.b = leaf('b', 'b.example', ['b.example']);
+  certs.wild = leaf('wild', '*.wild.example', ['*.wild.example']);
+  certs.expired = leaf('expired', 'expired.example', ['expired.example'], -1);
+  certs.a2 = leaf('a2', 'a.example (renewed)', ['a.example']);
+});
+
+const cleanup: (() => Promise<void>)[] = [];
+after(async () => {
+  for (const c of cleanup.reverse()) await c();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+let up: Upstream;
+async function upstream(): Promise<Upstream> {
+  if (!up) {
+    up = await startUpstream();
+    cleanup.push(up.close);
+  }
+  return up;
+}
+
+async function gateway(config: object): Promise<TestGateway> {
+  const gw = await startGateway(config, { tls: true });
+  cleanup.push(gw.close);
+  return gw;
+}
+
+const A_ID = '6a6c2c5e-0000-4000-8000-00000000000a';
+
+function config(url: string, certificates: object[], extra: object = {}): object {
+  return {
+    _format_version: '3.0',
+    _gatehouse: { access_log: false },
+    certificates,
+    services: [
+      {
+        name: 'svc',
+        url,
+        routes: [
+          { name: 'open', paths: ['/open'] },
+          { name: 'secure', paths: ['/secure'], protocols: ['https'] },
+          { name: 'only-a', paths: ['/only-a'], protocols: ['https'], snis: ['a.example'] },
+        ],
+      },
+    ],
+    ...extra,
+  };
+}
+
+const standard = () => [
+  { id: A_ID, ...certs.a, snis: ['a.example'] },
+  { ...certs.b, snis: [{ name: 'b.example' }] },
+  { ...certs.wild, snis: ['*.wild.example'] },
+  { ...certs.expired, snis: ['expired.example'] },
+];
+
+/** Handshakes and returns the presented certificate's CN and the negotiated ALPN protocol. */
+function handshake(port: number, options: tls.ConnectionOptions = {}): Promise<{ cn: string; alpn: string | false | null; authorized: boolean; error: string | undefined }> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({ host: '127.0.0.1', port, ca, rejectUnauthorized: false, ...options }, () => {
+      const cn = String(socket.getPeerCertificate().subject?.CN ?? '');
+      resolve({ cn, alpn: socket.alpnProtocol, authorized: socket.authorized, error: socket.authorizationError?.toString() });
+      socket.end();
+    });
+    socket.on('error', reject);
+  });
+}
+
+interface Answer {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+  cn: string;
+}
+
+function get(port: number, path: string, options: { servername?: string; host?: string; agent?: https.Agent } = {}): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      { host: '127.0.0.1', port, path, ca, servername: options.servername, headers: { host: options.host ?? options.servername ?? 'localhost' }, agent: options.agent ?? false },
+      (res) => {
+        // Read now: a keep-alive agent takes the socket back at the end of the response.
+        const cn = String((res.socket as tls.TLSSocket).getPeerCertificate().subject?.CN ?? '');
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8'), cn });
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+test('the certificate is chosen by SNI: exact names, a wildcard, the first one by default', async () => {
+  const u = await upstream();
+  const gw = await gateway(config(u.url, standard()));
+  assert.equal((await handshake(gw.tlsPort!, { servername: 'a.example' })).cn, 'a.example');
+  const b = await handshake(gw.tlsPort!, { servername: 'b.example' });
+  assert.equal(b.cn, 'b.example');
+  assert.equal(b.authorized, true);
+  const wild = await handshake(gw.tlsPort!, { servername: 'x.wild.example' });
+  assert.equal(wild.cn, '*.wild.example');
+  assert.equal(wild.authorized, true);
+  // A wildcard covers one label only.
+  assert.equal((await handshake(gw.tlsPort!, { servername: 'y.x.wild.example' })).cn, 'a.example');
+  // No SNI (an IP address is never sent as SNI) and an unknown name get the first certificate.
+  assert.equal((await handshake(gw.tlsPort!)).cn, 'a.example');
+  assert.equal((await handshake(gw.tlsPort!, { servername: 'unknown.example' })).cn, 'a.example');
+  const expired = await handshake(gw.tlsPort!, { servername: 'expired.example' });
+  assert.equal(expired.cn, 'expired.example');
+  assert.equal(expired.error, 'CERT_HAS_EXPIRED');
+});
+
+test('TLS 1.2+ only; ALPN answers http/1.1', async () => {
+  const u = await upstream();
+  const gw = await gateway(config(u.url, standard()));
+  const h = await handshake(gw.tlsPort!, { servername: 'a.example', ALPNProtocols: ['h2', 'http/1.1'] });
+  assert.equal(h.alpn, 'http/1.1');
+  assert.equal((await handshake(gw.tlsPort!, { servername: 'a.example', maxVersion: 'TLSv1.2' })).cn, 'a.example');
+  await assert.rejects(handshake(gw.tlsPort!, { servername: 'a.example', minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT:@SECLEVEL=0' }));
+});
+
+test('requests over TLS: X-Forwarded-Proto https, https-only routes, the same validation as plain HTTP', async () => {
+  const u = await upstream();
+  const gw = await gateway(config(u.url, standard()));
+  const r = await get(gw.tlsPort!, '/open', { servername: 'a.example' });
+  assert.equal(r.status, 200);
+  assert.equal(JSON.parse(r.body).headers['x-forwarded-proto'], 'https');
+  assert.equal((await get(gw.tlsPort!, '/secure', { servername: 'a.example' })).status, 200);
+  assert.equal((await send(`${gw.url}/secure`)).status, 426);
+  assert.equal((await send(`${gw.url}/open`)).status, 200);
+  // Validation is shared: an unsupported method is refused over TLS too.
+  const bad = await new Promise<number>((resolve, reject) => {
+    const req = https.request({ host: '127.0.0.1', port: gw.tlsPort, path: '/open', method: 'TRACE', ca, servername: 'a.example', agent: false }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  assert.equal(bad, (await send(`${gw.url}/open`, { method: 'TRACE' })).status);
+});
+
+test('a route restricted to snis [a.example] is not reachable with SNI b.example, even with Host a.example', async () => {
+  const u = await upstream();
+  const gw = await gateway(config(u.url, standard()));
+  assert.equal((await get(gw.tlsPort!, '/only-a', { servername: 'a.example' })).status, 200);
+  assert.equal((await get(gw.tlsPort!, '/only-a', { servername: 'b.example', host: 'a.example' })).status, 404);
+  assert.equal((await send(`${gw.url}/only-a`, { headers: { host: 'a.example' } })).status, 404);
+});
+
+test('top-level snis entities refer to a certificate by id', async () => {
+  const u = await upstream();
+  const gw = await gateway(config(u.url, [{ id: A_ID, ...certs.a }, { ...certs.b }], { snis: [{ name: 'a.example', certificate: { id: A_ID } }] }));
+  assert.equal((await handshake(gw.tlsPort!, { servername: 'a.example' })).cn, 'a.example');
+  assert.throws(
+    () => gw.gateway.reload(config(u.url, [{ ...certs.a }], { snis: [{ name: 'a.example', certificate: 'nope' }] })),
+    (err: unknown) => err instanceof ConfigError && err.errors.some((e) => e.startsWith('snis[0].certificate: no certificate')),
+  );
+});
+
+test('a reload swaps a certificate: new handshakes see the new one, an open keep-alive connection keeps working', async () => {
+  const u = await upstream();
+  const gw = await gateway(config(u.url, standard()));
+  const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
+  try {
+    const first = await get(gw.tlsPort!, '/open', { servername: 'a.example', agent });
+    assert.equal(first.cn, 'a.example');
+    const accepted = gw.gateway.connections.accepted;
+    const swapped = standard();
+    swapped[0] = { id: A_ID, ...certs.a2, snis: ['a.example'] };
+    gw.gateway.reload(config(u.url, swapped));
+    assert.equal((await handshake(gw.tlsPort!, { servername: 'a.example' })).cn, 'a.example (renewed)');
+    // The default certificate (no SNI) follows too.
+    assert.equal((await handshake(gw.tlsPort!)).cn, 'a.example (renewed)');
+    const again = await get(gw.tlsPort!, '/open', { servername: 'a.example', agent });
+    assert.equal(again.status, 200);
+    assert.equal(again.cn, 'a.example', 'the kept-alive connection is the one opened before the reload');
+    assert.equal(gw.gateway.connections.accepted, accepted + 2, 'only the two handshakes above were new connections');
+  } finally {
+    agent.destroy();
+  }
+});
+
+test('a broken certificate or key is a config error naming the entity; the running certificates stay', async () => {
+  const u = await upstream();
+  const gw = await gateway(config(u.url, standard()));
+  const cases: [object, string][] = [
+    [{ cert: certs.a.cert, key: 'not a key' }, 'certificates[0].key: invalid private key'],
+    [{ cert: '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n', key: certs.a.key }, 'certificates[0].cert: invalid certificate'],
+    [{ cert: certs.a.cert, key: certs.b.key }, 'certificates[0].key: does not match cert'],
+    [{ ...certs.a, cert_alt: certs.b.cert }, 'certificates[0]: cert_alt and key_alt must be set together'],
+    [{ ...certs.a, snis: ['a..example'] }, 'certificates[0].snis[0]: invalid server name'],
+  ];
+  for (const [certificate, message] of cases) {
+    assert.throws(
+      () => gw.gateway.reload(config(u.url, [certificate])),
+      (err: unknown) => err instanceof ConfigError && err.errors.some((e) => e.startsWith(message)),
+      message,
+    );
+  }
+  assert.throws(
+    () => gw.gateway.reload(config(u.url, [{ ...certs.a, snis: ['a.example'] }, { ...certs.b, snis: ['A.example'] }])),
+    (err: unknown) => err instanceof ConfigError && err.errors.some((e) => e.startsWith('certificates[1].snis[0]: UNIQUE violation')),
+  );
+  assert.equal((await handshake(gw.tlsPort!, { servername: 'b.example' })).cn, 'b.example');
+});
+
+test('without any certificate the handshake is refused with a clear log line', async () => {
+  const u = await upstream();
+  const gw = await gateway(config(u.url, []));
+  await assert.rejects(handshake(gw.tlsPort!, { servername: 'a.example' }));
+  await assert.rejects(handshake(gw.tlsPort!));
+  assert.ok(gw.logs.some((l) => l.msg === 'TLS handshake refused: no certificate is configured'));
+  assert.equal((await send(`${gw.url}/open`)).status, 200);
+});
