@@ -173,3 +173,14 @@ test('write_timeout: an upload that stalls is cut off', async () => {
   assert.equal(status, 504);
   assert.ok(Date.now() - started < 5000);
 });
+
+test("the upstream's Keep-Alive timeout is honoured: a 1 s hint means no reuse, a longer one allows it", async () => {
+  const short = await rawUpstream((_h, s) => s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nKeep-Alive: timeout=1\r\n\r\nok'));
+  const gw1 = await gatewayFor(short.url);
+  for (let i = 0; i < 3; i++) assert.equal((await send(`${gw1.url}/`)).body, 'ok');
+  assert.equal(short.connections(), 3);
+  const long = await rawUpstream((_h, s) => s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nKeep-Alive: timeout=5, max=100\r\n\r\nok'));
+  const gw2 = await gatewayFor(long.url);
+  for (let i = 0; i < 3; i++) assert.equal((await send(`${gw2.url}/`)).body, 'ok');
+  assert.equal(long.connections(), 1);
+});

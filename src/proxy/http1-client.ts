@@ -113,6 +113,8 @@ class Connection {
   /** Requests completed on this connection (0: fresh). */
   served = 0;
   alive = true;
+  /** Idle keep-alive limit this upstream announced (ms), if lower than the pool's. */
+  idleTimeout: number | undefined;
   /** Set when a response completed during parser.execute(); acted on once execute returns. */
   private completed: { reusable: boolean } | undefined;
   /** Parser callbacks arrived with no request outstanding: the upstream sent extra bytes. */
@@ -397,7 +399,18 @@ class Call implements RequestHandle {
     if (status < 200) return 0;
     this.responding = true;
     this.keepAlive = keepAlive && minor >= 1;
-    this.connection?.socket.setTimeout(this.request.readTimeout);
+    const c = this.connection;
+    if (c) {
+      c.socket.setTimeout(this.request.readTimeout);
+      // Honour the upstream's `Keep-Alive: timeout=N` (node servers say 5 s): close our side a
+      // second earlier, so a request is not sent on a connection the upstream is closing.
+      for (let i = 0; i < all.length; i += 2) {
+        if (all[i]!.length === 10 && all[i]!.toLowerCase() === 'keep-alive') {
+          const m = /(?:^|[\s,;])timeout\s*=\s*(\d+)/i.exec(all[i + 1]!);
+          if (m) c.idleTimeout = Math.max(0, Number(m[1]) * 1000 - 1000);
+        }
+      }
+    }
     this.sink.onHeaders(status, all, statusMessage);
     return this.request.method === 'HEAD' ? 1 : 0;
   }
@@ -542,7 +555,11 @@ export class Http1Pool {
     const next = this.queue.shift();
     if (next) return next.start(c);
     if (this.closed) return c.destroy();
-    c.socket.setTimeout(this.options.keepAliveTimeout);
+    // keepAliveTimeout 0 means no limit of our own; an upstream hint of 1 s or less means do not keep.
+    const base = this.options.keepAliveTimeout;
+    const hint = c.idleTimeout;
+    if (hint !== undefined && hint <= 0) return c.destroy();
+    c.socket.setTimeout(hint === undefined ? base : base === 0 ? hint : Math.min(hint, base));
     this.idle.push(c);
   }
 
