@@ -324,6 +324,19 @@ test('GET /config, POST /config (Kong answer and ?check_hash), /status, /, /sche
   assert.equal(invalid.status, 400);
   assert.equal(invalid.body.code, 14);
   assert.deepEqual(invalid.body.fields, { services: [{ url: 'invalid URL' }] });
+  assert.equal(invalid.body.flattened_errors, undefined);
+  const flat = await n.call('POST', '/config?flatten_errors=1', {
+    _format_version: '3.0',
+    services: [{ name: 'x', url: 'nope', tags: ['t'], routes: [{ name: 'r', paths: ['bad'] }] }],
+  });
+  assert.equal(flat.status, 400);
+  assert.deepEqual(
+    flat.body.flattened_errors.map((f: { entity_type: string; entity_name: string; entity_tags?: string[]; errors: unknown[] }) => [f.entity_type, f.entity_name, f.entity_tags, f.errors]),
+    [
+      ['service', 'x', ['t'], [{ type: 'field', field: 'url', message: 'invalid URL' }]],
+      ['route', 'r', undefined, [{ type: 'field', field: 'paths.0', message: 'must start with "/" or "~"' }]],
+    ],
+  );
 
   const status = (await n.call('GET', '/status')).body;
   assert.equal(status.workers, 1);

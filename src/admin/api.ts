@@ -102,6 +102,7 @@ async function configEndpoint(req: ApiRequest, target: AdminTarget): Promise<Api
     }
     return ok(await target.status(), 201);
   }
+  const flatten = /^(1|true|on|yes)$/i.test(req.query.get('flatten_errors') ?? '') ? { doc } : undefined;
   const sourceHash = hashDocument(doc);
   const check = req.query.get('check_hash');
   if (check && /^(1|true|on|yes)$/i.test(check) && manager.state.sourceHash === sourceHash) return { status: 304 };
@@ -119,7 +120,7 @@ async function configEndpoint(req: ApiRequest, target: AdminTarget): Promise<Api
     }
     return ok(out, 201);
   } catch (err) {
-    if (err instanceof ConfigError) return fail(declarativeError(err.errors));
+    if (err instanceof ConfigError) return fail(declarativeError(err.errors, flatten));
     throw err;
   }
 }

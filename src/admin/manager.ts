@@ -117,8 +117,72 @@ export function entityValidationError(errors: string[], subject: DocPath | undef
   return schemaViolation(fields, pairs, errors);
 }
 
+/** Entity lists of the declarative format and the entity_type Kong reports for each. */
+const ENTITY_TYPES: Record<string, string> = {
+  services: 'service',
+  routes: 'route',
+  plugins: 'plugin',
+  consumers: 'consumer',
+  upstreams: 'upstream',
+  targets: 'target',
+  certificates: 'certificate',
+  ca_certificates: 'ca_certificate',
+  snis: 'sni',
+  keyauth_credentials: 'keyauth_credential',
+  basicauth_credentials: 'basicauth_credential',
+  jwt_secrets: 'jwt_secret',
+  hmacauth_credentials: 'hmacauth_credential',
+  acls: 'acl',
+};
+
+interface FlatError {
+  entity_type?: string;
+  entity_id?: unknown;
+  entity_name?: unknown;
+  entity_tags?: unknown;
+  entity?: unknown;
+  errors: { type: 'field' | 'entity'; field?: string; message: string }[];
+}
+
+/**
+ * Kong's `?flatten_errors=1` list: one item per entity with errors, found by walking each error's
+ * path through the submitted document to the innermost entity it names.
+ */
+export function flattenErrors(errors: string[], doc: unknown): FlatError[] {
+  const byEntity = new Map<unknown, FlatError>();
+  const out: FlatError[] = [];
+  for (const e of errors) {
+    const { where, message } = splitError(e);
+    const path = where && where !== '(root)' ? parseAt(where) : [];
+    let node: unknown = doc;
+    let entity: Record<string, unknown> | undefined;
+    let type: string | undefined;
+    let rest: (string | number)[] = path;
+    for (let i = 0; i < path.length && node && typeof node === 'object'; i++) {
+      const key = path[i]!;
+      node = (node as Record<string | number, unknown>)[key];
+      if (typeof key === 'number' && typeof path[i - 1] === 'string' && ENTITY_TYPES[path[i - 1] as string] && node && typeof node === 'object') {
+        entity = node as Record<string, unknown>;
+        type = ENTITY_TYPES[path[i - 1] as string];
+        rest = path.slice(i + 1);
+      }
+    }
+    let item = byEntity.get(entity ?? doc);
+    if (!item) {
+      item = entity
+        ? { entity_type: type, entity_id: entity.id, entity_name: entity.name ?? entity.username, entity_tags: entity.tags, entity, errors: [] }
+        : { errors: [] };
+      byEntity.set(entity ?? doc, item);
+      out.push(item);
+    }
+    const field = rest.map((k) => String(k)).join('.');
+    item.errors.push(field ? { type: 'field', field, message } : { type: 'entity', message });
+  }
+  return out;
+}
+
 /** POST /config's error: code 14, every bad field by its full path (Kong's shape, plus `errors`). */
-export function declarativeError(errors: string[]): AdminError {
+export function declarativeError(errors: string[], flatten?: { doc: unknown }): AdminError {
   const fields: Record<string, unknown> = {};
   for (const e of errors) {
     const { where, message } = splitError(e);
@@ -134,6 +198,7 @@ export function declarativeError(errors: string[]): AdminError {
     message: `declarative config is invalid: ${errors.join('; ')}`,
     fields,
     errors,
+    ...(flatten ? { flattened_errors: flattenErrors(errors, flatten.doc) } : {}),
   });
 }
 
