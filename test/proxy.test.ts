@@ -2,7 +2,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { Type } from '@sinclair/typebox';
-import { send, rawRequest, oneRoute, managedServers } from './helpers/harness.js';
+import { send, rawRequest, oneRoute, managedServers, freePort } from './helpers/harness.js';
 import { PLUGINS } from '../src/plugins/registry.js';
 import { definePlugin } from '../src/plugins/types.js';
 import type { LocalReply } from '../src/pipeline/exchange.js';
@@ -152,10 +152,7 @@ test('latency headers on proxied responses, and they can be switched off', async
 });
 
 test('connect failure: 502 JSON with request id after the configured retries', async () => {
-  const probe = net.createServer();
-  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()));
-  const port = (probe.address() as net.AddressInfo).port;
-  await new Promise((r) => probe.close(r));
+  const port = await freePort();
   const gw = await gateway(oneRoute(`http://127.0.0.1:${port}`, { paths: ['/'] }, { retries: 2 }));
   const res = await send(`${gw.url}/`, { method: 'POST', body: 'x' });
   assert.equal(res.status, 502);

@@ -158,14 +158,25 @@ export function oneRoute(url: string, route: Record<string, unknown> = { paths: 
   return { _format_version: '3.0', services: [{ name: 'svc', url, ...service, routes: [{ name: 'r', ...route }] }] };
 }
 
-/** A port nothing listens on right now (for processes that need a fixed port). */
+/**
+ * A port nothing listens on right now, for processes that need a fixed port. Picked at random
+ * below Linux's ephemeral range (32768+), so a server binding port 0 in a test running in
+ * parallel cannot be handed the same port before the process binds it.
+ */
 export async function freePort(): Promise<number> {
   const net = await import('node:net');
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as import('node:net').AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
+  for (;;) {
+    const port = 20000 + Math.floor(Math.random() * 12000);
+    const s = net.createServer();
+    const ok = await new Promise<boolean>((resolve) => {
+      s.once('error', () => resolve(false));
+      s.listen(port, '127.0.0.1', () => resolve(true));
+    });
+    if (ok) {
+      await new Promise((r) => s.close(r));
+      return port;
+    }
+  }
 }
 
 /**
