@@ -1,31 +1,27 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { startUpstream, type Upstream } from './helpers/harness.js';
 import { request } from './helpers/node.js';
-import { TestRedisServer, freePort } from './helpers/redis-server.js';
+import { gatehouseProcesses } from './helpers/processes.js';
+import { TestRedisServer } from './helpers/redis-server.js';
 
 // Several real gateway processes sharing the real Redis at 127.0.0.1:6379 (a key prefix of their
 // own per test, deleted afterwards), and one test against a throwaway redis-server that is stopped
 // and started again.
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const BIN = join(ROOT, 'bin/gatehouse.js');
 const REDIS = 'redis://127.0.0.1:6379';
 const dir = mkdtempSync(join(tmpdir(), 'gatehouse-cluster-'));
-const children: ChildProcess[] = [];
 const upstreams: Upstream[] = [];
 const prefixes: string[] = [];
 const servers: TestRedisServer[] = [];
 
 after(async () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
   for (const u of upstreams) await u.close();
   for (const s of servers) await s.stop();
   const redis = new Redis(REDIS, { lazyConnect: true, maxRetriesPerRequest: 1 });
@@ -58,25 +54,10 @@ interface Node {
 const yaml = (name: string, url: string, path: string) =>
   `_format_version: "3.0"\n_gatehouse: { access_log: false }\nservices:\n- name: ${name}\n  url: ${url}\n  routes:\n  - name: ${name}\n    paths: [${path}]\n`;
 
+const launch = gatehouseProcesses();
 async function startNode(file: string, redisUrl: string, clusterPrefix: string, extra: string[] = []): Promise<Node> {
-  const proxyPort = await freePort();
-  const adminPort = await freePort();
-  const child = spawn(process.execPath, [BIN, 'start', '--config', file, '--proxy-listen', `127.0.0.1:${proxyPort}`, '--admin-listen', `127.0.0.1:${adminPort}`, '--cluster-redis', redisUrl, '--cluster-prefix', clusterPrefix, ...extra], {
-    env: { ...process.env, GATEHOUSE_CLUSTER_HEARTBEAT_MS: '200' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(child);
-  let out = '';
-  child.stdout!.on('data', (c) => (out += c));
-  child.stderr!.on('data', (c) => (out += c));
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  const deadline = Date.now() + 30_000;
-  while (!/gatehouse started/.test(out)) {
-    if (child.exitCode !== null) throw new Error(`exited early (${child.exitCode}): ${out}`);
-    if (Date.now() > deadline) throw new Error(`not ready: ${out}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return { child, proxy: `http://127.0.0.1:${proxyPort}`, admin: `http://127.0.0.1:${adminPort}`, file, output: () => out, exited };
+  const p = await launch(file, ['--cluster-redis', redisUrl, '--cluster-prefix', clusterPrefix, ...extra], { GATEHOUSE_CLUSTER_HEARTBEAT_MS: '200' });
+  return { ...p, file };
 }
 
 async function stop(n: Node): Promise<void> {

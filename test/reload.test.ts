@@ -1,21 +1,17 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { startUpstream, type Upstream, freePort } from './helpers/harness.js';
+import { startUpstream, type Upstream } from './helpers/harness.js';
 import { request } from './helpers/node.js';
+import { gatehouseProcesses } from './helpers/processes.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const BIN = join(ROOT, 'bin/gatehouse.js');
 const dir = mkdtempSync(join(tmpdir(), 'gatehouse-reload-'));
-const children: ChildProcess[] = [];
 const upstreams: Upstream[] = [];
 after(async () => {
-  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
   for (const u of upstreams) await u.close();
 });
 
@@ -27,25 +23,9 @@ interface Started {
   admin: string;
 }
 
-async function startGatehouse(file: string, args: string[] = []): Promise<Started> {
-  const proxyPort = await freePort();
-  const adminPort = await freePort();
-  const child = spawn(process.execPath, [BIN, 'start', '--config', file, '--proxy-listen', `127.0.0.1:${proxyPort}`, '--admin-listen', `127.0.0.1:${adminPort}`, ...args], {
-    env: { ...process.env, GATEHOUSE_LOG_LEVEL: 'info' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(child);
-  let out = '';
-  child.stdout!.on('data', (c) => (out += c));
-  child.stderr!.on('data', (c) => (out += c));
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  const deadline = Date.now() + 30_000;
-  while (!/gatehouse started/.test(out)) {
-    if (child.exitCode !== null) throw new Error(`exited early (${child.exitCode}): ${out}`);
-    if (Date.now() > deadline) throw new Error(`not ready: ${out}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return { child, output: () => out, exited, proxy: `http://127.0.0.1:${proxyPort}`, admin: `http://127.0.0.1:${adminPort}` };
+const launch = gatehouseProcesses();
+function startGatehouse(file: string, args: string[] = []): Promise<Started> {
+  return launch(file, args, { GATEHOUSE_LOG_LEVEL: 'info' });
 }
 
 function admin(g: Started, method: string, path: string, body?: unknown) {
