@@ -7,7 +7,7 @@ import { createEntity, deleteEntity, updateEntity, upsertEntity, type ChangeCont
 import { indexOf, type DocIndex, type Entity } from './doc-index.js';
 import { declarativeError, hashDocument, type ConfigManager } from './manager.js';
 import { paginate } from './pagination.js';
-import { present, type ViewContext } from './views.js';
+import { normalizeTarget, present, type ViewContext } from './views.js';
 import { BY_PATH, CHILD_PATHS, TABLES, foreignFieldTo, type ForeignField, type Table, type TableName } from './tables.js';
 import { parseRouteQuery } from './explain.js';
 import { toYaml } from './persist.js';
@@ -66,6 +66,7 @@ export async function handleApi(req: ApiRequest, target: AdminTarget): Promise<A
     return ok({ data: await target.clusterNodes(), next: null });
   }
   if (!manager) return undefined;
+  if (seg[0] === 'upstreams' && isHealthPath(seg)) return upstreamHealth(req, seg, target, manager);
   const table = seg[0] ? BY_PATH.get(seg[0]) : undefined;
   if (!table || seg.length > 4) return undefined;
   return entityEndpoint(req, manager, table, seg);
@@ -294,4 +295,59 @@ async function entityEndpoint(req: ApiRequest, manager: ConfigManager, table: Ta
 
 function viewOf(manager: ConfigManager, ctx: ChangeContext): ViewContext {
   return manager.viewContext({ doc: ctx.doc, meta: ctx.meta, loadedAt: manager.state.loadedAt });
+}
+
+/** /upstreams/{u}/health and /upstreams/{u}/targets/{t}[/{address}]/healthy|unhealthy */
+function isHealthPath(seg: string[]): boolean {
+  if (seg.length === 3) return seg[2] === 'health';
+  return seg[2] === 'targets' && (seg.length === 5 || seg.length === 6) && (seg[seg.length - 1] === 'healthy' || seg[seg.length - 1] === 'unhealthy');
+}
+
+interface HealthAnswer {
+  targets: Record<string, { health: string; data: Record<string, unknown> }>;
+  balancer_health: string;
+  weight: Record<string, number>;
+}
+
+/**
+ * Health of an upstream's targets (Kong's shape): the target entities from the document, their
+ * state from the gateway that balances them (a worker, when there are several: each worker checks
+ * on its own, and the first to answer is shown; a PUT reaches every worker).
+ */
+async function upstreamHealth(req: ApiRequest, seg: string[], target: AdminTarget, manager: ConfigManager): Promise<ApiResponse> {
+  const state = manager.state;
+  const index = indexOf(state.doc);
+  const upstream = index.find('upstreams', seg[1]!);
+  if (!upstream) return fail(notFound());
+  const nodeId = (target.info() as { node_id?: unknown }).node_id;
+  if (seg.length === 3) {
+    if (req.method !== 'GET') return fail(methodNotAllowed());
+    const answer = await target.pluginAdmin({ method: 'GET', path: `/upstreams/${encodeURIComponent(upstream.id)}/health`, query: new URLSearchParams(), body: undefined });
+    const health = answer && answer.status === 200 ? (answer.body as HealthAnswer) : undefined;
+    const vctx = manager.viewContext(state);
+    const targets = index.children('targets', 'upstream', upstream.id);
+    if (/^(1|true|on|yes)$/i.test(req.query.get('balancer_health') ?? '')) {
+      const any = targets.some((t) => health?.targets[t.id]?.health === 'HEALTHY' || health?.targets[t.id]?.health === 'HEALTHCHECKS_OFF');
+      return ok({
+        data: {
+          id: upstream.id,
+          health: any ? 'HEALTHY' : 'UNHEALTHY',
+          balancer_health: health?.balancer_health ?? 'UNHEALTHY',
+          details: { healthy: health?.balancer_health === 'HEALTHY', weight: health?.weight ?? { total: 0, available: 0, unavailable: 0 } },
+        },
+        next: null,
+        node_id: nodeId,
+      });
+    }
+    const data = targets.map((t) => ({ ...present(t, vctx), health: health?.targets[t.id]?.health ?? 'UNHEALTHY', data: health?.targets[t.id]?.data ?? null }));
+    return ok({ data, next: null, node_id: nodeId });
+  }
+  if (req.method !== 'PUT' && req.method !== 'POST') return fail(methodNotAllowed());
+  const t = index.findWithin('targets', seg[3]!, 'upstream', upstream.id) ?? index.children('targets', 'upstream', upstream.id).find((e) => e.raw.target === normalizeTarget(seg[3]!));
+  if (!t) return fail(notFound());
+  const address = seg.length === 6 ? `/${encodeURIComponent(seg[4]!)}` : '';
+  const path = `/upstreams/${encodeURIComponent(upstream.id)}/targets/${encodeURIComponent(t.id)}${address}/${seg[seg.length - 1]}`;
+  const answer = await target.pluginAdmin({ method: 'PUT', path, query: new URLSearchParams(), body: undefined });
+  if (!answer) return fail(notFound());
+  return { status: answer.status, body: answer.body };
 }

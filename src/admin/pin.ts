@@ -68,28 +68,18 @@ export function pinDocument(input: unknown, plugins: ReadonlyMap<string, PluginD
     meta.set(String(raw.id), previousMeta?.get(String(raw.id)) ?? { created_at: now, updated_at: now });
   }
 
-  // Upstreams, targets, certificates and SNIs are free-form in the schema (owned by later issues):
-  // they get ids and resolved references here, and no checks beyond the file's (the admin API
-  // checks what it creates itself).
+  for (const u of normal.upstreams) {
+    at(doc, u.at, u.id);
+    for (const t of u.targets) {
+      const raw = at(doc, t.at, t.id);
+      if (raw.upstream !== undefined) raw.upstream = { id: u.id };
+    }
+  }
+
+  // Certificates and SNIs: ids and resolved references (their checks are the normalizer's).
   const claim = (table: TableName, path: DocPath, raw: Record<string, unknown>, key: string | undefined) => {
     if (typeof raw.id !== 'string') raw.id = declarativeId(table, key ?? formatAt(path));
   };
-  const upstreamByKey = new Map<string, string>();
-  for (const u of loose(doc, 'upstreams')) {
-    const name = typeof u.raw.name === 'string' ? u.raw.name : undefined;
-    claim('upstreams', u.path, u.raw, name);
-    upstreamByKey.set(String(u.raw.id), String(u.raw.id));
-    if (name) upstreamByKey.set(name, String(u.raw.id));
-    const targets = u.raw.targets;
-    if (Array.isArray(targets)) targets.forEach((t, j) => t && typeof t === 'object' && claim('targets', [...u.path, 'targets', j], t as Record<string, unknown>, `${String(u.raw.id)}:${String((t as { target?: unknown }).target)}`));
-  }
-  for (const t of loose(doc, 'targets')) {
-    const ref = t.raw.upstream;
-    const key = typeof ref === 'string' ? ref : ref && typeof ref === 'object' ? ((ref as { id?: string; name?: string }).id ?? (ref as { name?: string }).name) : undefined;
-    const upstreamId = key ? upstreamByKey.get(key) : undefined;
-    if (upstreamId) t.raw.upstream = { id: upstreamId };
-    claim('targets', t.path, t.raw, `${upstreamId ?? ''}:${String(t.raw.target)}`);
-  }
   const certificateIds = new Set<string>();
   for (const c of loose(doc, 'certificates')) {
     claim('certificates', c.path, c.raw, undefined);

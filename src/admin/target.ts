@@ -22,6 +22,13 @@ export interface AdminTarget {
 
 /** Asks each plugin instance of a snapshot in turn; the first answer wins. */
 export async function askPlugins(snapshot: Snapshot, request: AdminRequest): Promise<AdminAnswer | undefined> {
+  // Upstream health (GET .../health, PUT .../healthy|unhealthy) is kept by the gateway, like plugin state.
+  if (request.path.startsWith('/upstreams/')) {
+    for (const upstream of snapshot.upstreams.values()) {
+      const answer = upstream.admin(request);
+      if (answer) return answer;
+    }
+  }
   const seen = new Set<unknown>();
   const instances = [...snapshot.globalPlugins.all, ...[...snapshot.routes.values()].flatMap((r) => r.plugins.all)];
   for (const p of instances) {

@@ -5,12 +5,16 @@ import type { NormalConfig, NormalPlugin, NormalRoute } from './normalize.js';
 import { compileSettings } from './settings.js';
 import { Router } from '../router/router.js';
 import type { PoolManager } from '../proxy/pool.js';
+import { ServiceUpstream, type UpstreamManager } from '../upstream/manager.js';
+import type { UpstreamRuntime } from '../upstream/runtime.js';
 import type { PluginDefinition, PluginDeps, PluginInstance } from '../plugins/types.js';
 import { ConfigError } from '../lib/errors.js';
 import { ConsumerIndex, type Consumer } from './consumers.js';
 
 export interface CompileDeps {
   pools: PoolManager;
+  /** Upstream runtimes (balancers, health checks) kept across snapshots. */
+  upstreams: UpstreamManager;
   pluginDeps: Omit<PluginDeps, 'consumers'>;
   /**
    * The snapshot this one will replace. What did not change is carried over instead of being
@@ -302,6 +306,15 @@ export function compileSnapshot(normal: NormalConfig, deps: CompileDeps, version
     return o && o.id === normal.routes[i]!.id ? o : undefined;
   };
 
+  // Upstreams by name: a service whose host is one of them is balanced over its targets.
+  const upstreams = new Map<string, UpstreamRuntime>();
+  const upstreamByName = new Map<string, UpstreamRuntime>();
+  for (const u of normal.upstreams) {
+    const runtime = deps.upstreams.get(u, settings.raw.dns_resolver);
+    upstreams.set(u.id, runtime);
+    upstreamByName.set(u.name, runtime);
+  }
+
   const services = new Map<string, CompiledService>();
   const carriedServices: Carry['services'] = new Map();
   const disabledServices = new Set<string>();
@@ -320,8 +333,9 @@ export function compileSnapshot(normal: NormalConfig, deps: CompileDeps, version
     const poolKey = JSON.stringify(poolOptions);
     const origin = serviceOrigin(i);
     const old = prev?.services.get(s.id);
+    const runtime = upstreamByName.get(s.host.toLowerCase());
     let compiled: CompiledService;
-    if (old && origin !== undefined && sameOrigin(old.origin, origin) && old.poolKey === poolKey) {
+    if (old && origin !== undefined && sameOrigin(old.origin, origin) && old.poolKey === poolKey && old.compiled.upstream?.runtime === runtime) {
       compiled = old.compiled;
     } else {
       const defaultPort = s.protocol === 'https' ? 443 : 80;
@@ -338,7 +352,9 @@ export function compileSnapshot(normal: NormalConfig, deps: CompileDeps, version
         readTimeout: e.read_timeout,
         writeTimeout: e.write_timeout,
         retries: e.retries,
+        // A balanced service connects to its targets' addresses; its own pool stays unused.
         pool: deps.pools.get(poolOptions),
+        upstream: runtime ? new ServiceUpstream(runtime, poolOptions, deps.pools) : undefined,
       };
     }
     services.set(s.id, compiled);
@@ -433,6 +449,7 @@ export function compileSnapshot(normal: NormalConfig, deps: CompileDeps, version
     consumers,
     consumersWithPlugins,
     tls,
+    upstreams,
     dispose: disposePlugins,
   };
   // The hash is computed when asked (the admin API's status), not on every reload.

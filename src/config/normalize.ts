@@ -9,6 +9,7 @@ import type { PluginDefinition } from '../plugins/types.js';
 import { CREDENTIAL_TABLES, type CredentialType } from './credentials.js';
 import { randomBytes } from 'node:crypto';
 import { checkCertificates, type NormalCertificate } from '../tls/certificates.js';
+import { checkUpstreams, type NormalUpstream } from '../upstream/normalize.js';
 
 export interface NormalService {
   id: string;
@@ -64,6 +65,7 @@ export interface NormalConfig {
   consumers: NormalConsumer[];
   credentials: NormalCredential[];
   certificates: NormalCertificate[];
+  upstreams: NormalUpstream[];
 }
 
 const HOST_PATTERN = /^(\*\.)?([a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*(\.\*)?(:\d{1,5})?$/;
@@ -353,7 +355,8 @@ function checkEntities(config: DeclarativeConfig, plugins: ReadonlyMap<string, P
   });
 
   const certificates = checkCertificates(config.certificates, config.snis, err, claimId);
+  const upstreams = checkUpstreams(config.upstreams, config.targets, err, claimId);
 
   if (errors.length) throw new ConfigError([...new Set(errors)]);
-  return { config, services, routes, plugins: pluginList, consumers, credentials, certificates };
+  return { config, services, routes, plugins: pluginList, consumers, credentials, certificates, upstreams };
 }

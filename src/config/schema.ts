@@ -1,5 +1,6 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { AclEntry, BasicAuthCredential, HmacAuthCredential, JwtSecret, KeyAuthCredential } from './credentials.js';
+import { TargetEntity, UpstreamEntity } from '../upstream/schema.js';
 
 /**
  * The declarative config, Kong 3.x shape (`_format_version: "3.0"`), with Kong's field names and
@@ -143,6 +144,10 @@ export const GatehouseSettings = Type.Object(
     max_response_body_buffer: Type.Integer({ minimum: 1024, default: 8388608, description: 'Largest response body a plugin may buffer (bytes); larger is passed through untransformed.' }),
     upstream_keepalive_pool_size: Type.Integer({ minimum: 1, default: 512, description: 'Most pooled connections per upstream host and worker.' }),
     upstream_keepalive_idle_timeout: Type.Integer({ minimum: 0, default: 60000, description: 'Milliseconds an idle upstream connection stays pooled.' }),
+    dns_resolver: Type.Array(Type.String({ minLength: 1 }), {
+      default: [],
+      description: 'Name servers ("ip" or "ip:port") for target host names; empty: the system resolver and hosts file.',
+    }),
   },
   { additionalProperties: false, default: {} },
 );
@@ -191,8 +196,8 @@ export const DeclarativeConfigSchema = Type.Object(
     routes: Type.Array(RouteEntity, { default: [] }),
     consumers: Type.Array(ConsumerEntity, { default: [] }),
     plugins: Type.Array(PluginEntity, { default: [] }),
-    upstreams: Type.Array(Loose('Load-balancing upstreams (owned by the load-balancing issue).'), { default: [] }),
-    targets: Type.Array(Loose('Targets of upstreams.'), { default: [] }),
+    upstreams: Type.Array(UpstreamEntity, { default: [], description: 'Load-balancing upstreams: a service whose host is an upstream name is balanced over its targets (see docs/load-balancing.md).' }),
+    targets: Type.Array(TargetEntity, { default: [], description: 'Targets of upstreams, as separate entities.' }),
     certificates: Type.Array(CertificateEntity, { default: [], description: 'TLS certificates of the HTTPS listener, chosen by SNI (see docs/tls.md).' }),
     ca_certificates: Type.Array(Loose('CA certificates.'), { default: [] }),
     snis: Type.Array(SniEntity, { default: [], description: 'Server names of certificates, as separate entities.' }),

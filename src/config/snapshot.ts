@@ -5,6 +5,8 @@ import type { Settings } from './settings.js';
 import type { DeclarativeConfig } from './schema.js';
 import type { ConsumerIndex } from './consumers.js';
 import type { TlsContexts } from '../tls/contexts.js';
+import type { ServiceUpstream } from '../upstream/manager.js';
+import type { UpstreamRuntime } from '../upstream/runtime.js';
 
 /** A plugin entity bound to its config for this snapshot. */
 export interface BoundPlugin {
@@ -43,6 +45,8 @@ export interface CompiledService {
   writeTimeout: number;
   retries: number;
   pool: UpstreamPool;
+  /** Set when the service's host names an upstream: requests go to its targets. */
+  upstream: ServiceUpstream | undefined;
 }
 
 export interface CompiledRoute {
@@ -79,6 +83,8 @@ export interface Snapshot {
   consumersWithPlugins: ReadonlySet<string>;
   /** The certificates as SecureContexts, chosen per handshake by SNI. */
   tls: TlsContexts;
+  /** Upstream runtimes by upstream id. */
+  upstreams: ReadonlyMap<string, UpstreamRuntime>;
   /** Releases pools and plugin resources once no request uses this snapshot. */
   dispose(): Promise<void>;
 }

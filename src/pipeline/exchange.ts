@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CompiledRoute, CompiledService, PluginChain } from '../config/snapshot.js';
 import type { Consumer, Credential } from '../config/consumers.js';
+import type { Address } from '../upstream/types.js';
 
 export type HeaderValue = string | string[];
 /** Header map with lower-case names, as plugins see and edit it. */
@@ -83,6 +84,10 @@ export class Exchange {
   credential: Credential | undefined;
   /** Groups set by an auth plugin that knows them (e.g. from token claims), as Kong's authenticated_groups. */
   authenticatedGroups: string[] | undefined;
+  /** Balanced services: the addresses tried so far (the last is the current one). */
+  tried: Address[] | undefined;
+  /** hash_on "cookie" gave the client a new cookie: the Set-Cookie value to add to the response. */
+  balancerCookie: string | undefined;
 
   constructor(req: IncomingMessage, res: ServerResponse, requestId: string, startedAt: number) {
     this.req = req;
@@ -116,5 +121,7 @@ export class Exchange {
     this.consumer = undefined;
     this.credential = undefined;
     this.authenticatedGroups = undefined;
+    this.tried = undefined;
+    this.balancerCookie = undefined;
   }
 }

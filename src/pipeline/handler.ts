@@ -13,6 +13,7 @@ import { requestHeadersForUpstream, responseHeadersFromRaw } from '../proxy/head
 import { UpstreamErrors, type RequestBody, type RequestHandle, type ResponseSink, type UpstreamError } from '../proxy/http1-client.js';
 import { EMPTY_CHAIN } from '../config/compile.js';
 import { removeIdentityHeaders } from './consumer.js';
+import type { TargetAddress, UpstreamRuntime } from '../upstream/runtime.js';
 
 export interface HandlerDeps {
   holder: SnapshotHolder;
@@ -296,9 +297,37 @@ export class RequestHandler {
       const cl = req.headers['content-length'];
       if (cl !== undefined && req.headers['transfer-encoding'] === undefined) contentLength = Number(cl);
     }
+    let pool = service.pool;
+    let address: TargetAddress | undefined;
+    const balanced = service.upstream;
+    if (balanced !== undefined) {
+      const runtime = balanced.runtime;
+      const waiting = runtime.ready;
+      if (waiting) {
+        // A target host name is still being resolved for the first time (just after a reload).
+        void waiting.then(() => {
+          if (!ex.res.destroyed) this.forward(ex, snap, attempt);
+        });
+        return;
+      }
+      const previous = ex.tried === undefined ? undefined : (ex.tried[ex.tried.length - 1] as TargetAddress);
+      address = runtime.pick(ex, ex.tried);
+      if (address === undefined) {
+        if (attempt === 0) ex.proxyLatency = elapsed(ex.startedAt);
+        this.deps.logger.warn({ request_id: ex.requestId, upstream: runtime.name, attempts: attempt }, 'no healthy upstream target');
+        void this.reply(ex, snap, ex.chain ?? EMPTY_CHAIN, errorReply(ex, 503, 'failure to get a peer from the ring-balancer', `upstream ${runtime.name}: no healthy target`));
+        return;
+      }
+      (ex.tried ??= []).push(address);
+      pool = balanced.poolFor(address);
+      // Kong sends the target's host (or upstream.host_header) unless preserve_host is on or a plugin set its own.
+      const h = ex.upstreamHeaders;
+      if (!ex.route!.preserveHost && (h.host === service.hostHeader || (previous !== undefined && h.host === previous.hostHeader))) h.host = address.hostHeader;
+      address.inflight++;
+    }
     if (attempt === 0) ex.proxyLatency = elapsed(ex.startedAt);
-    const call = new UpstreamCall(this, ex, snap, attempt, performance.now());
-    call.handle = service.pool.http1.request(
+    const call = new UpstreamCall(this, ex, snap, attempt, performance.now(), address, balanced?.runtime);
+    call.handle = pool.http1.request(
       {
         method: ex.method,
         path: ex.upstreamQuery === null ? ex.upstreamPath : `${ex.upstreamPath}?${ex.upstreamQuery}`,
@@ -362,6 +391,10 @@ export class RequestHandler {
     if (s.upstreamLatencyHeader) h['x-gatehouse-upstream-latency'] = String(ex.upstreamLatency);
     if (s.proxyLatencyHeader) h['x-gatehouse-proxy-latency'] = String(ex.proxyLatency);
     if (s.requestIdHeader) h['x-gatehouse-request-id'] = ex.requestId;
+    if (ex.balancerCookie !== undefined) {
+      const prev = h['set-cookie'];
+      h['set-cookie'] = prev === undefined ? ex.balancerCookie : [...(Array.isArray(prev) ? prev : [prev]), ex.balancerCookie];
+    }
     ex.responseHeaders = h;
     const chain = ex.chain!;
     if (chain.response.length) {
@@ -502,6 +535,7 @@ export class RequestHandler {
           latency_ms: elapsed(ex.startedAt),
           upstream_latency_ms: ex.upstreamLatency,
           proxy_latency_ms: ex.proxyLatency,
+          target: ex.tried === undefined ? undefined : ex.tried[ex.tried.length - 1]!.key,
           reason: ex.reason,
         },
         'request',
@@ -512,6 +546,8 @@ export class RequestHandler {
 }
 
 const BODY_TOO_LARGE = 'GH_BODY_TOO_LARGE';
+/** What a failed attempt counts as in the latency balancer's average (ms). */
+const FAILURE_LATENCY_MS = 1000;
 
 /** The request stream, failing once more than `limit` bytes went through (no buffering). */
 async function* limitBody(req: IncomingMessage, limit: number): AsyncGenerator<Buffer> {
@@ -535,6 +571,8 @@ class UpstreamCall implements ResponseSink {
   private endedWhileWaiting = false;
   private readonly onClientClose: () => void;
   private readonly onDrain: () => void;
+  /** The balanced target's in-flight count was given back. */
+  private settled = false;
 
   constructor(
     private readonly handler: RequestHandler,
@@ -542,16 +580,35 @@ class UpstreamCall implements ResponseSink {
     private readonly snap: Snapshot,
     private readonly attempt: number,
     private readonly sentAt: number,
+    /** Balanced services: the target address of this attempt and its upstream. */
+    private readonly address: TargetAddress | undefined,
+    private readonly upstream: UpstreamRuntime | undefined,
   ) {
     this.onClientClose = () => {
-      if (!ex.res.writableFinished) this.handle?.abort();
+      if (!ex.res.writableFinished) {
+        this.handle?.abort();
+        this.settle();
+      }
     };
     this.onDrain = () => this.handle?.resume();
     ex.res.once('close', this.onClientClose);
   }
 
+  /** Gives back the target's in-flight slot (once per attempt). */
+  private settle(): void {
+    if (this.settled || this.address === undefined) return;
+    this.settled = true;
+    this.address.inflight--;
+  }
+
   onHeaders(status: number, rawHeaders: string[]): void {
     this.started = true;
+    if (this.address !== undefined) {
+      // Passive health checks and the latency balancer judge a target by its response head.
+      const now = performance.now();
+      this.upstream!.observe(this.address, now - this.sentAt, now);
+      this.upstream!.health.reportStatus(this.address, status);
+    }
     const res = this.ex.res;
     if (res.destroyed) return;
     let wantsBody: BoundPlugin[] | undefined | Promise<BoundPlugin[] | undefined>;
@@ -616,6 +673,7 @@ class UpstreamCall implements ResponseSink {
   }
 
   onEnd(): void {
+    this.settle();
     if (this.waiting) {
       this.endedWhileWaiting = true;
       return;
@@ -637,6 +695,14 @@ class UpstreamCall implements ResponseSink {
   }
 
   onError(err: UpstreamError): void {
+    if (this.address !== undefined && !this.settled && err.code !== BODY_TOO_LARGE) {
+      const now = performance.now();
+      const timeout = TIMEOUT_ERRORS.has(err.code ?? '');
+      this.upstream!.health.reportFailure(this.address, timeout ? 'timeout' : 'tcp');
+      // A fast failure must not make a target look fast to the latency balancer.
+      this.upstream!.observe(this.address, Math.max(now - this.sentAt, FAILURE_LATENCY_MS), now);
+    }
+    this.settle();
     const res = this.ex.res;
     res.off('drain', this.onDrain);
     res.off('close', this.onClientClose);

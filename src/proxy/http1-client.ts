@@ -100,6 +100,8 @@ export interface Http1PoolOptions {
   keepAliveTimeout: number;
   /** Verify the upstream's certificate (https). */
   tlsVerify: boolean;
+  /** TLS server name when it is not `host` (a balanced target: host is its IP, this its host name). */
+  servername?: string | undefined;
   maxHeaderSize: number;
 }
 
@@ -517,7 +519,7 @@ export class Http1Pool {
     this.connecting++;
     const socket =
       o.protocol === 'https'
-        ? tls.connect({ host: o.host, port: o.port, servername: net.isIP(o.host) ? undefined : o.host, rejectUnauthorized: o.tlsVerify, ALPNProtocols: ['http/1.1'] })
+        ? tls.connect({ host: o.host, port: o.port, servername: o.servername ?? (net.isIP(o.host) ? undefined : o.host), rejectUnauthorized: o.tlsVerify, ALPNProtocols: ['http/1.1'] })
         : net.connect({ host: o.host, port: o.port });
     socket.setNoDelay(true);
     let settled = false;

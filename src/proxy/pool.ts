@@ -11,6 +11,8 @@ export interface PoolOptions {
   keepAliveTimeout: number;
   /** Verify the upstream certificate (https). */
   tlsVerify: boolean;
+  /** TLS server name when `host` is an IP resolved from a host name (balanced targets). */
+  servername?: string | undefined;
 }
 
 /** Keep-alive connections to one upstream origin. */
@@ -24,7 +26,7 @@ export interface UpstreamPool {
 }
 
 function poolKey(o: PoolOptions): string {
-  return `${o.protocol}://${o.host}:${o.port}|${o.connectTimeout}|${o.poolSize}|${o.keepAliveTimeout}|${o.tlsVerify}`;
+  return `${o.protocol}://${o.host}:${o.port}|${o.connectTimeout}|${o.poolSize}|${o.keepAliveTimeout}|${o.tlsVerify}|${o.servername ?? ''}`;
 }
 
 const requireCjs = createRequire(import.meta.url);
@@ -50,6 +52,7 @@ class OriginPool implements UpstreamPool {
       maxConnections: options.poolSize,
       keepAliveTimeout: options.keepAliveTimeout,
       tlsVerify: options.tlsVerify,
+      servername: options.servername,
       maxHeaderSize: 65536,
     });
   }
@@ -61,7 +64,7 @@ class OriginPool implements UpstreamPool {
       this.undiciPool = new UndiciPool(this.origin, {
         connections: this.options.poolSize,
         keepAliveTimeout: this.options.keepAliveTimeout,
-        connect: { timeout: this.options.connectTimeout, rejectUnauthorized: this.options.tlsVerify },
+        connect: { timeout: this.options.connectTimeout, rejectUnauthorized: this.options.tlsVerify, ...(this.options.servername ? { servername: this.options.servername } : {}) },
       });
     }
     return this.undiciPool;

@@ -16,6 +16,7 @@ import { RedisRegistry } from '../cluster/redis.js';
 import { GatewayScope } from './gateway-scope.js';
 import { MemoryLimitStore } from '../cluster/limit-algorithms.js';
 import type { LimitStore } from '../cluster/limit-types.js';
+import { UpstreamManager } from '../upstream/manager.js';
 
 export interface GatewayOptions {
   /** Parsed declarative config document. */
@@ -44,6 +45,7 @@ export class Gateway {
   readonly stats = { requests: 0 };
   private readonly plugins: ReadonlyMap<string, PluginDefinition<any>>;
   private readonly pools = new PoolManager();
+  private readonly upstreams: UpstreamManager;
   private readonly holder: SnapshotHolder;
   private readonly listener: HttpListener;
   private readonly tlsListener: HttpListener | undefined;
@@ -73,6 +75,7 @@ export class Gateway {
     this.redis = new RedisRegistry(this.logger);
     this.ownCounters = options.counters ? undefined : new MemoryLimitStore();
     this.counters = options.counters ?? this.ownCounters!;
+    this.upstreams = new UpstreamManager(this.logger);
     const first = this.build(options.config);
     this.holder = new SnapshotHolder(first, (old) => this.retire(old));
     const handler = new RequestHandler({ holder: this.holder, logger: this.logger, ids: new RequestIds(), version: VERSION, stats: this.stats });
@@ -152,6 +155,7 @@ export class Gateway {
   discard(next: Snapshot): void {
     this.prepared.delete(next);
     next.dispose().catch((err) => this.logger.error({ err }, 'disposing a discarded snapshot failed'));
+    this.retainUpstreams();
   }
 
   /** Checks a config without applying it (see validateConfig). */
@@ -165,6 +169,7 @@ export class Gateway {
       normal,
       {
         pools: this.pools,
+        upstreams: this.upstreams,
         pluginDeps: { logger: this.logger, nodeId: this.nodeId, workerId: this.workerId, version: VERSION, counters: this.counters, redis: this.redis, scope: this.scope, now: this.options.now ?? Date.now },
         // Unchanged plugin instances, services and routes are carried over from the live snapshot.
         previous: carryOver ? this.holder?.current : undefined,
@@ -177,8 +182,21 @@ export class Gateway {
   private retire(old: Snapshot): void {
     old.dispose().catch((err) => this.logger.error({ err }, 'disposing an old snapshot failed'));
     if (this.holder === undefined) return;
-    const keep = new Set([this.holder.current, ...this.prepared].flatMap((snap) => [...snap.services.values()].map((s) => s.pool.key)));
+    const keep = new Set<string>();
+    for (const snap of [this.holder.current, ...this.prepared]) {
+      for (const s of snap.services.values()) {
+        keep.add(s.pool.key);
+        if (s.upstream) for (const k of s.upstream.poolKeys()) keep.add(k);
+      }
+    }
     void this.pools.retain(keep);
+    this.retainUpstreams();
+  }
+
+  /** Stops upstream runtimes (DNS watches, health checks) no live or prepared snapshot uses. */
+  private retainUpstreams(): void {
+    if (this.holder === undefined) return;
+    this.upstreams.retain(new Set([this.holder.current, ...this.prepared].flatMap((snap) => [...snap.upstreams.values()])));
   }
 
   /** Stops accepting, lets in-flight requests finish for up to `graceMs`, then closes everything. */
@@ -189,6 +207,7 @@ export class Gateway {
     for (const l of this.listeners()) l.forceClose();
     await drained;
     await this.holder.current.dispose();
+    this.upstreams.closeAll();
     await this.pools.closeAll(true);
     await this.redis.closeAll();
     await this.scope.close();
@@ -223,7 +242,7 @@ export async function validateConfig(document: unknown, plugins: ReadonlyMap<str
   const scope = new GatewayScope();
   const counters = new MemoryLimitStore();
   try {
-    const snapshot = compileSnapshot(normal, { pools, pluginDeps: { logger, nodeId: randomUUID(), workerId: 0, version: VERSION, counters, redis, scope, now: Date.now } }, 0);
+    const snapshot = compileSnapshot(normal, { pools, upstreams: new UpstreamManager(logger, false), pluginDeps: { logger, nodeId: randomUUID(), workerId: 0, version: VERSION, counters, redis, scope, now: Date.now } }, 0);
     await snapshot.dispose();
   } finally {
     await pools.closeAll(true);
