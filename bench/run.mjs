@@ -80,10 +80,10 @@ process.on('exit', () => {
 const gatehouseRoot = snapshotGatehouse(dir);
 const { PLUGINS } = await import(pathToFileURL(join(gatehouseRoot, 'dist', 'src', 'plugins', 'registry.js')).href);
 
-const ctx = { dir, gatehouseRoot, nginx: tools.nginx, wrk: tools.wrk, upstreamPort: await freePort(), plugins: new Set(PLUGINS.keys()) };
+const ctx = { dir, gatehouseRoot, nginx: tools.nginx, wrk: tools.wrk, upstreamPort: await freePort(), extraUpstreamPorts: [await freePort(), await freePort()], plugins: new Set(PLUGINS.keys()) };
 
 log(`upstream: nginx on 127.0.0.1:${ctx.upstreamPort}; ${passes} pass(es), ${warmup} s warm-up + ${seconds} s per target; temp dir ${dir}`);
-const upstream = startUpstream(tools.nginx, dir, ctx.upstreamPort);
+const upstream = startUpstream(tools.nginx, dir, ctx.upstreamPort, ctx.extraUpstreamPorts);
 const probe = await waitReady(upstream, ctx.upstreamPort, '/', {}, 15_000);
 if (probe.body !== UPSTREAM_BODY) throw new Error(`upstream answered ${JSON.stringify(probe.body)}`);
 

@@ -135,6 +135,9 @@ test('the demo: npm start serves the bundled demo config with its services', asy
   assert.equal(v2.path, '/api/users/7');
   const orders = await send(`http://127.0.0.1:${proxyPort}/orders`);
   assert.match(String(orders.headers['x-correlation-id']), /#\d+$/);
+  // Balanced over the two order instances.
+  const instances = new Set([orders.json().instance, (await send(`http://127.0.0.1:${proxyPort}/orders`)).json().instance]);
+  assert.deepEqual([...instances].sort(), ['a', 'b']);
   const product = (await send(`http://127.0.0.1:${proxyPort}/products/ABC-123`)).json();
   assert.equal(product.received_headers['x-product-sku'], 'ABC-123');
   assert.equal((await send(`http://127.0.0.1:${proxyPort}/maintenance`)).status, 503);

@@ -43,10 +43,11 @@ function startNginx(nginxBin, dir, name, conf) {
   return startProcess(name, nginxBin, ['-e', join(dir, `${name}-error.log`), '-p', dir, '-c', file], { logFile: join(dir, `${name}.out`) });
 }
 
-/** The upstream: one worker, `return 200` with UPSTREAM_BODY from memory. */
-export function startUpstream(nginxBin, dir, port) {
+/** The upstream: one worker, `return 200` with UPSTREAM_BODY from memory (on `port` and `extraPorts`). */
+export function startUpstream(nginxBin, dir, port, extraPorts = []) {
+  // Extra ports: the same server, so a balanced scenario has several targets to spread over.
   const server = `    listen 127.0.0.1:${port} backlog=4096;
-    location / {
+${extraPorts.map((p) => `    listen 127.0.0.1:${p} backlog=4096;\n`).join('')}    location / {
       default_type application/json;
       return 200 '${UPSTREAM_BODY}';
     }`;

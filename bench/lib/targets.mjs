@@ -116,6 +116,22 @@ export const TARGETS = [
       startGatehouse(ctx, 'gatehouse-e', port, gatehouseConfig(ctx.upstreamPort, { plugins: [{ name: 'proxy-cache', config: { strategy: 'memory', cache_ttl: 3600 } }] })),
   },
   {
+    name: 'gatehouse-f',
+    label: 'Gatehouse f: upstream of 3 targets (round-robin, passive checks)',
+    start: (ctx, port) =>
+      startGatehouse(ctx, 'gatehouse-f', port, {
+        ...gatehouseConfig(ctx.upstreamPort),
+        services: [{ name: 'upstream', host: 'bench-pool', routes: [{ name: 'api', paths: ['/api'] }] }],
+        upstreams: [
+          {
+            name: 'bench-pool',
+            healthchecks: { passive: { unhealthy: { tcp_failures: 3, timeouts: 3, http_failures: 5 } } },
+            targets: [ctx.upstreamPort, ...ctx.extraUpstreamPorts].map((p) => ({ target: `127.0.0.1:${p}` })),
+          },
+        ],
+      }),
+  },
+  {
     name: 'fast-gateway',
     label: 'fast-gateway 3.4.7',
     prepare(ctx) {

@@ -6,8 +6,9 @@ import { runNode, parseListen } from '../main.js';
 const SERVICES: { name: string; port: number; answer: (path: string) => unknown }[] = [
   { name: 'users-v1', port: 9101, answer: (p) => ({ service: 'users', version: 1, path: p, users: [{ id: 1, name: 'Ada' }] }) },
   { name: 'users-v2', port: 9102, answer: (p) => ({ service: 'users', version: 2, path: p, data: [{ id: 1, full_name: 'Ada Lovelace' }] }) },
-  { name: 'orders', port: 9103, answer: (p) => ({ service: 'orders', path: p, orders: [{ id: 42, total: 9.5 }] }) },
+  { name: 'orders-a', port: 9103, answer: (p) => ({ service: 'orders', instance: 'a', path: p, orders: [{ id: 42, total: 9.5 }] }) },
   { name: 'products', port: 9104, answer: (p) => ({ service: 'products', path: p, products: [{ sku: 'ABC-1', name: 'Widget' }] }) },
+  { name: 'orders-b', port: 9105, answer: (p) => ({ service: 'orders', instance: 'b', path: p, orders: [{ id: 42, total: 9.5 }] }) },
 ];
 
 function startService(s: (typeof SERVICES)[number]): Promise<http.Server> {
@@ -42,7 +43,8 @@ Demo services: ${SERVICES.map((s) => `${s.name}=127.0.0.1:${s.port}`).join(', ')
 Try:
   curl -i ${base}/v1/users                 # versioned route -> legacy users service (path kept)
   curl -i ${base}/v2/users/7               # versioned route -> new service, path rewritten to /api/users/7
-  curl -i ${base}/orders                   # correlation-id added and echoed back
+  curl -i ${base}/orders                   # correlation-id added and echoed back; balanced over two instances (a, b)
+  curl -s http://127.0.0.1:${admin.port}/upstreams/orders.internal/health   # each instance's health
   curl -i -X DELETE ${base}/orders         # method not routed -> 404 "no Route matched with those values"
   curl -i ${base}/products/ABC-123         # regex route; the SKU capture is sent upstream as X-Product-SKU
   curl -i ${base}/maintenance              # request-termination: 503 from the gateway
