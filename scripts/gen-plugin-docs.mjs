@@ -107,6 +107,7 @@ function page(plugin, existing) {
 }
 
 const { ServiceEntity, RouteEntity, PluginEntity, ConsumerEntity, GatehouseSettings } = await import(pathToFileURL(join(root, 'dist/src/config/schema.js')).href);
+const { UpstreamEntity, TargetEntity } = await import(pathToFileURL(join(root, 'dist/src/upstream/schema.js')).href);
 
 /** docs/configuration.md: one table per entity, then the hand-written part below the marker. */
 function configurationPage(existing) {
@@ -133,6 +134,8 @@ function configurationPage(existing) {
     ...table('Routes', 'Nested under a service, or top-level with `service: <name or id>`.', RouteEntity, 'routes[]'),
     ...table('Plugins', 'Global at the top level; scoped when nested (or with `service`, `route`, `consumer`). Each plugin\'s `config` is documented in docs/plugins.', PluginEntity, 'plugins[]'),
     ...table('Consumers', 'Accepted now; used by the authentication plugins.', ConsumerEntity, 'consumers[]'),
+    ...table('Upstreams', 'Load balancing over targets, with health checks (see docs/load-balancing.md). A service whose `host` is an upstream\'s name uses it.', UpstreamEntity, 'upstreams[]'),
+    ...table('Targets', 'Nested under an upstream, or top-level with `upstream: <name or id>`.', TargetEntity, 'targets[]'),
     ...table('Node settings (`_gatehouse`)', 'Kong keeps these in kong.conf; here they are part of the config file and reload with it.', GatehouseSettings, '_gatehouse'),
     '',
   ].join('\n');

@@ -122,3 +122,33 @@ test('a target that accepts but never answers: timeouts trip it; clients get 504
   assert.equal(timeouts, 2, `statuses: ${statuses.join(',')}`);
   assert.ok(statuses.slice(4).every((s) => s === 200), `statuses: ${statuses.join(',')}`);
 });
+
+test('--workers 2: a target set unhealthy through the admin API is avoided by every worker', async () => {
+  const { gatehouseProcesses } = await import('./helpers/processes.js');
+  const { mkdtempSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const ports = [await freePort(), await freePort()];
+  await target('w0', ports[0]!);
+  await target('w1', ports[1]!);
+  const file = join(mkdtempSync(join(tmpdir(), 'gatehouse-lb-')), 'gatehouse.json');
+  writeFileSync(file, JSON.stringify(config(ports, {})));
+  const node = await gatehouseProcesses()(file, ['--workers', '2']);
+  const put = await fetch(`${node.admin}/upstreams/pool.internal/targets/127.0.0.1:${ports[0]}/unhealthy`, { method: 'PUT' });
+  assert.equal(put.status, 204);
+  const served = new Set<string | undefined>();
+  // Fresh connections, so both workers take some of them.
+  for (let i = 0; i < 40; i++) {
+    const r = await new Promise<string | undefined>((resolve, reject) => {
+      http.get(`${node.proxy}/`, { agent: false }, (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c));
+        res.on('end', () => resolve((JSON.parse(body) as { target: string }).target));
+      }).on('error', reject);
+    });
+    served.add(r);
+  }
+  assert.deepEqual([...served], ['w1']);
+  const health = (await (await fetch(`${node.admin}/upstreams/pool.internal/health`)).json()) as { data: { target: string; health: string }[] };
+  assert.equal(health.data.find((t) => t.target === `127.0.0.1:${ports[0]}`)!.health, 'UNHEALTHY');
+});

@@ -79,7 +79,7 @@ export const PassiveHealthchecks = Type.Object(
           maximum: 65535,
           default: 0,
           description:
-            'Gatehouse extension. Seconds after which a target tripped by passive checks gets traffic again, half-open: one more failure trips it at once (0: it stays out until an active check or the admin API brings it back, as in Kong).',
+            'Gatehouse extension. Seconds after which a target tripped by passive checks gets traffic again, half-open: one more failure of any counted kind trips it at once (0: it stays out until an active check or the admin API brings it back, as in Kong).',
         }),
       },
       { additionalProperties: false, default: {} },
