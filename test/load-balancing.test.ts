@@ -298,6 +298,7 @@ test('invalid upstreams and targets are config errors naming the field; the runn
     [{ _format_version: '3.0', upstreams: [{ name: 'u', targets: [{ target: 'a:1', weight: 70000 }] }] }, /upstreams\[0\]\.targets\[0\]\.weight/],
     [{ _format_version: '3.0', targets: [{ target: 'a:1', upstream: 'nope' }] }, /targets\[0\]\.upstream: no upstream named "nope"/],
     [{ _format_version: '3.0', upstreams: [{ name: 'u', healthchecks: { active: { healthy: { successes: 300 } } } }] }, /upstreams\[0\]\.healthchecks\.active\.healthy\.successes/],
+    [{ _format_version: '3.0', _gatehouse: { dns_resolver: ['dns.example:53'] } }, /_gatehouse\.dns_resolver\[0\]: must be "ip" or "ip:port"/],
   ];
   for (const [doc, message] of cases) {
     assert.throws(

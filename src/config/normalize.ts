@@ -354,6 +354,13 @@ function checkEntities(config: DeclarativeConfig, plugins: ReadonlyMap<string, P
     if (problem) err(`_gatehouse.trusted_ips[${i}]`, problem);
   });
 
+  config._gatehouse.dns_resolver.forEach((entry, i) => {
+    const m = /^(?:\[([^\]]+)\]|([^:]+))(?::(\d{1,5}))?$/.exec(entry) ?? (isIP(entry) === 6 ? [entry, entry, undefined, undefined] : null);
+    const ip = m ? (m[1] ?? m[2]) : undefined;
+    const port = m?.[3] === undefined ? 53 : Number(m[3]);
+    if (!ip || !isIP(ip) || port < 1 || port > 65535) err(`_gatehouse.dns_resolver[${i}]`, 'must be "ip" or "ip:port" ("[v6]:port")');
+  });
+
   const certificates = checkCertificates(config.certificates, config.snis, err, claimId);
   const upstreams = checkUpstreams(config.upstreams, config.targets, err, claimId);
 
