@@ -398,3 +398,46 @@ test('active checks take a failing target out and bring it back when it recovers
   await waitFor(async () => (await tally(`${gw.url}/`, 10, 1)).has('flaky'));
   assert.ok(flaky.requests.some((r) => r.url === '/health' && r.headers['user-agent']?.includes('gatehouse')));
 });
+
+test('consistent-hashing on query_arg, uri_capture and ip, with hash_fallback when the value is missing', async () => {
+  const servers = await Promise.all(['a', 'b', 'c', 'd', 'e'].map((n) => named(n)));
+  const targets = servers.map((s) => ({ target: `127.0.0.1:${s.port}` }));
+  const sticky = async (url: string, headers: Record<string, string> = {}) => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 8; i++) seen.add(JSON.parse((await get(url, headers)).body).target);
+    return seen;
+  };
+  const gw = await startGateway({
+    ...balanced(targets, { algorithm: 'consistent-hashing', hash_on: 'query_arg', hash_on_query_arg: 'tenant', hash_fallback: 'header', hash_fallback_header: 'x-user' }),
+  });
+  for (const tenant of ['t1', 't2', 't3']) assert.equal((await sticky(`${gw.url}/x?tenant=${tenant}&n=1`)).size, 1, `tenant ${tenant} sticks`);
+  const spread = new Set<string>();
+  for (let i = 0; i < 40; i++) spread.add(JSON.parse((await get(`${gw.url}/x?tenant=t${i}`)).body).target);
+  assert.ok(spread.size >= 4, 'different keys spread');
+  // No tenant: the fallback header decides.
+  assert.equal((await sticky(`${gw.url}/x`, { 'x-user': 'u1' })).size, 1);
+  // Neither: round-robin over all targets.
+  assert.equal((await sticky(`${gw.url}/x`)).size, 5);
+
+  gw.gateway.reload({
+    ...balanced(targets, { algorithm: 'consistent-hashing', hash_on: 'uri_capture', hash_on_uri_capture: 'account' }),
+    services: [{ name: 'svc', host: 'backend.internal', routes: [{ name: 'r', paths: ['~/accounts/(?<account>\\d+)'] }] }],
+  });
+  assert.equal((await sticky(`${gw.url}/accounts/42/orders`)).size, 1);
+  gw.gateway.reload(balanced(targets, { algorithm: 'consistent-hashing', hash_on: 'ip' }));
+  assert.equal((await sticky(`${gw.url}/any`)).size, 1, 'one client address, one target');
+});
+
+test('changing an upstream while a request is in flight: the request completes, later ones use the new targets', async () => {
+  const slow = await named('slow', (_req, res) => setTimeout(() => res.end(JSON.stringify({ target: 'slow' })), 400));
+  const other = await named('other');
+  const gw = await startGateway(balanced([{ target: `127.0.0.1:${slow.port}` }]));
+  const inFlight = send(`${gw.url}/`);
+  await new Promise((r) => setTimeout(r, 100));
+  gw.gateway.reload(balanced([{ target: `127.0.0.1:${other.port}` }]));
+  const after = await send(`${gw.url}/`);
+  assert.equal(after.json().target, 'other');
+  const first = await inFlight;
+  assert.equal(first.status, 200);
+  assert.equal(first.json().target, 'slow');
+});
