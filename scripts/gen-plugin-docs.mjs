@@ -106,7 +106,7 @@ function page(plugin, existing) {
   return `${plugin.generatedText ?? generated(plugin)}${END_MARKER}${tail}`;
 }
 
-const { ServiceEntity, RouteEntity, PluginEntity, ConsumerEntity, GatehouseSettings } = await import(pathToFileURL(join(root, 'dist/src/config/schema.js')).href);
+const { ServiceEntity, RouteEntity, PluginEntity, ConsumerEntity, CertificateEntity, CaCertificateEntity, GatehouseSettings } = await import(pathToFileURL(join(root, 'dist/src/config/schema.js')).href);
 
 /** docs/configuration.md: one table per entity, then the hand-written part below the marker. */
 function configurationPage(existing) {
@@ -133,6 +133,8 @@ function configurationPage(existing) {
     ...table('Routes', 'Nested under a service, or top-level with `service: <name or id>`.', RouteEntity, 'routes[]'),
     ...table('Plugins', 'Global at the top level; scoped when nested (or with `service`, `route`, `consumer`). Each plugin\'s `config` is documented in docs/plugins.', PluginEntity, 'plugins[]'),
     ...table('Consumers', 'Accepted now; used by the authentication plugins.', ConsumerEntity, 'consumers[]'),
+    ...table('Certificates', 'Served by the HTTPS listener by SNI, and presented to upstreams as a service\'s `client_certificate` (see docs/tls.md).', CertificateEntity, 'certificates[]'),
+    ...table('CA certificates', 'Trusted by services (`ca_certificates`) and the mtls-auth plugin (see docs/tls.md).', CaCertificateEntity, 'ca_certificates[]'),
     ...table('Node settings (`_gatehouse`)', 'Kong keeps these in kong.conf; here they are part of the config file and reload with it.', GatehouseSettings, '_gatehouse'),
     '',
   ].join('\n');

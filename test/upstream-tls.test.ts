@@ -8,6 +8,7 @@ import { testPki, type Issued } from './helpers/pki.js';
 import { ConfigError } from '../src/lib/errors.js';
 import { normalizeConfig } from '../src/config/normalize.js';
 import { PLUGINS } from '../src/plugins/registry.js';
+import { startTestNode } from './helpers/node.js';
 
 const servers = managedServers();
 const pki = testPki();
@@ -240,4 +241,27 @@ test('cert_digest is the sha256 of the certificate, computed when absent and acc
   const normal = normalizeConfig({ _format_version: '3.0', ca_certificates: [{ cert: root.cert }, { cert: other.cert, cert_digest: createHash('sha256').update(other.x509.raw).digest('hex').toUpperCase() }] }, PLUGINS);
   assert.equal(normal.caCertificates[0]!.digest, digest);
   assert.equal(normal.caCertificates.length, 2);
+});
+
+test('admin API: a created ca_certificate shows its cert_digest; a non-CA is refused naming the field; one in use cannot go', async () => {
+  const up = await httpsUpstream(server);
+  const n = await startTestNode({ _format_version: '3.0', _gatehouse: { access_log: false } });
+  try {
+    const ca = await n.call('POST', '/ca_certificates', { cert: root.cert, tags: ['test'] });
+    assert.equal(ca.status, 201, ca.text);
+    assert.equal(ca.body.cert_digest, createHash('sha256').update(root.x509.raw).digest('hex'));
+    assert.equal((await n.call('GET', `/ca_certificates/${ca.body.id}`)).body.cert_digest, ca.body.cert_digest);
+    const leaf = await n.call('POST', '/ca_certificates', { cert: notCa.cert });
+    assert.equal(leaf.status, 400, leaf.text);
+    assert.match(leaf.text, /missing the \\"CA\\" basic constraint/);
+    const svc = await n.call('POST', '/services', { name: 's', url: `https://localhost:${up.port}`, ca_certificates: [ca.body.id] });
+    assert.equal(svc.status, 201, svc.text);
+    assert.equal((await n.call('POST', '/services/s/routes', { name: 'r', paths: ['/'] })).status, 201);
+    assert.equal((await send(`${n.proxyUrl}/`)).status, 200);
+    const gone = await n.call('DELETE', `/ca_certificates/${ca.body.id}`);
+    assert.equal(gone.status, 400, gone.text);
+    assert.match(gone.text, /no ca_certificate with id/);
+  } finally {
+    await n.stop(0);
+  }
 });

@@ -10,6 +10,9 @@ export const IDENTITY_HEADERS = [
   'x-anonymous-consumer',
   'x-consumer-groups',
   'x-authenticated-groups',
+  // mtls-auth's verified client certificate.
+  'x-client-cert-subject',
+  'x-client-cert-fingerprint',
 ] as const;
 
 export function removeIdentityHeaders(h: HeaderMap): void {

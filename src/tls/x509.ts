@@ -168,7 +168,8 @@ export function certInfo(input: X509Certificate | string | Buffer): CertInfo {
     keyUsage: ku ? readKeyUsage(der, ku) : undefined,
     extKeyUsage: extensions.has(OID.extKeyUsage) ? (x509.keyUsage ?? []) : undefined,
     unhandledCritical,
-    selfSigned: x509.checkIssued(x509) && x509.verify(x509.publicKey),
+    // As OpenSSL sees it: issued by its own name and signed by its own key (key usage aside).
+    selfSigned: x509.subject === x509.issuer && x509.verify(x509.publicKey),
   };
 }
 

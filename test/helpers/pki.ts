@@ -32,6 +32,10 @@ export interface LeafOptions {
   days?: number;
   /** Extended key usage; none: the extension is left out. */
   usage?: 'serverAuth' | 'clientAuth' | 'serverAuth,clientAuth';
+  /** keyUsage value; default "critical,digitalSignature". */
+  keyUsage?: string;
+  /** More extension lines in openssl's config syntax. */
+  extensions?: string[];
 }
 
 export interface CaOptions {
@@ -40,6 +44,8 @@ export interface CaOptions {
   issuer?: Issued;
   days?: number;
   pathlen?: number;
+  /** More extension lines in openssl's config syntax (e.g. name constraints). */
+  extensions?: string[];
 }
 
 export class TestPki {
@@ -70,16 +76,18 @@ export class TestPki {
       'subjectKeyIdentifier = hash',
     ];
     if (o.issuer) ext.push('authorityKeyIdentifier = keyid');
+    ext.push(...(o.extensions ?? []));
     return this.issue(name, o.subject, o.issuer, o.days ?? 2, ext);
   }
 
   /** An end-entity certificate (CA:FALSE). */
   leaf(name: string, o: LeafOptions): Issued {
-    const ext = ['basicConstraints = critical,CA:FALSE', 'keyUsage = critical,digitalSignature', 'subjectKeyIdentifier = hash'];
+    const ext = ['basicConstraints = critical,CA:FALSE', `keyUsage = ${o.keyUsage ?? 'critical,digitalSignature'}`, 'subjectKeyIdentifier = hash'];
     if (o.issuer) ext.push('authorityKeyIdentifier = keyid');
     if (o.usage) ext.push(`extendedKeyUsage = ${o.usage}`);
     const san = [...(o.dns ?? []).map((d) => `DNS:${d}`), ...(o.ip ?? []).map((i) => `IP:${i}`), ...(o.email ?? []).map((e) => `email:${e}`)];
     if (san.length) ext.push(`subjectAltName = ${san.join(',')}`);
+    ext.push(...(o.extensions ?? []));
     return this.issue(name, o.subject, o.issuer, o.days ?? 2, ext);
   }
 
