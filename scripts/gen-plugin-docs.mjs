@@ -106,7 +106,7 @@ function page(plugin, existing) {
   return `${plugin.generatedText ?? generated(plugin)}${END_MARKER}${tail}`;
 }
 
-const { ServiceEntity, RouteEntity, PluginEntity, ConsumerEntity, GatehouseSettings } = await import(pathToFileURL(join(root, 'dist/src/config/schema.js')).href);
+const { ServiceEntity, RouteEntity, PluginEntity, ConsumerEntity, CertificateEntity, CaCertificateEntity, GatehouseSettings } = await import(pathToFileURL(join(root, 'dist/src/config/schema.js')).href);
 const { UpstreamEntity, TargetEntity } = await import(pathToFileURL(join(root, 'dist/src/upstream/schema.js')).href);
 
 /** docs/configuration.md: one table per entity, then the hand-written part below the marker. */
@@ -136,6 +136,8 @@ function configurationPage(existing) {
     ...table('Consumers', 'Accepted now; used by the authentication plugins.', ConsumerEntity, 'consumers[]'),
     ...table('Upstreams', 'Load balancing over targets, with health checks (see docs/load-balancing.md). A service whose `host` is an upstream\'s name uses it.', UpstreamEntity, 'upstreams[]'),
     ...table('Targets', 'Nested under an upstream, or top-level with `upstream: <name or id>`.', TargetEntity, 'targets[]'),
+    ...table('Certificates', 'Served by the HTTPS listener by SNI, and presented to upstreams as a service\'s `client_certificate` (see docs/tls.md).', CertificateEntity, 'certificates[]'),
+    ...table('CA certificates', 'Trusted by services (`ca_certificates`) and the mtls-auth plugin (see docs/tls.md).', CaCertificateEntity, 'ca_certificates[]'),
     ...table('Node settings (`_gatehouse`)', 'Kong keeps these in kong.conf; here they are part of the config file and reload with it.', GatehouseSettings, '_gatehouse'),
     '',
   ].join('\n');

@@ -9,6 +9,7 @@ import { normalizeTarget } from './views.js';
 import { badRequest, fieldViolation, foreignKeyViolation, primaryKeyViolation, referencedBy, schemaViolation, setNested, uniqueViolation } from './errors.js';
 import { validateAgainst } from '../config/validate.js';
 import { parseAt } from './doc.js';
+import { certInfo } from '../tls/x509.js';
 
 /**
  * One change to the document in the making: operations are applied copy-on-write as they are
@@ -206,9 +207,17 @@ function completeEntity(table: TableName, raw: Record<string, unknown>): void {
       }
       break;
     }
-    case 'ca_certificates':
-      if (!PEM.test(str('cert'))) throw fieldViolation('cert', 'invalid certificate: expected PEM');
+    case 'ca_certificates': {
+      const cert = str('cert');
+      if (!PEM.test(cert)) throw fieldViolation('cert', 'invalid certificate: expected PEM');
+      // Kong computes cert_digest on every write; the CA checks come with the whole document's validation.
+      try {
+        raw.cert_digest = certInfo(cert).digest;
+      } catch (err) {
+        throw fieldViolation('cert', `invalid certificate: ${(err as Error).message}`);
+      }
       break;
+    }
     case 'snis':
       str('name');
       break;

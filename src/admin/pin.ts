@@ -99,6 +99,12 @@ export function pinDocument(input: unknown, plugins: ReadonlyMap<string, PluginD
     if (key && certificateIds.has(key)) s.raw.certificate = { id: key };
     claim('snis', s.path, s.raw, String(s.raw.name));
   }
-  for (const c of loose(doc, 'ca_certificates')) claim('ca_certificates', c.path, c.raw, undefined);
+  // cert_digest is generated when absent (Kong computes it on every write).
+  const caDigests = new Map(normal.caCertificates.map((c) => [c.id, c.digest]));
+  for (const c of loose(doc, 'ca_certificates')) {
+    claim('ca_certificates', c.path, c.raw, undefined);
+    const digest = caDigests.get(String(c.raw.id));
+    if (c.raw.cert_digest === undefined && digest !== undefined) c.raw.cert_digest = digest;
+  }
   return { doc, meta, normal };
 }

@@ -1,12 +1,14 @@
 import { createHash } from 'node:crypto';
 import type { BoundPlugin, CompiledRoute, CompiledService, PluginChain, Snapshot } from './snapshot.js';
-import { TlsContexts } from '../tls/contexts.js';
-import type { NormalConfig, NormalPlugin, NormalRoute } from './normalize.js';
+import { TlsContexts, type ClientCertificateRequest } from '../tls/contexts.js';
+import type { NormalConfig, NormalPlugin, NormalRoute, NormalService } from './normalize.js';
 import { compileSettings } from './settings.js';
 import { Router } from '../router/router.js';
-import type { PoolManager } from '../proxy/pool.js';
 import { ServiceUpstream, type UpstreamManager } from '../upstream/manager.js';
 import type { UpstreamRuntime } from '../upstream/runtime.js';
+import { poolKey, type PoolManager, type PoolOptions, type UpstreamPool } from '../proxy/pool.js';
+import type { NormalCaCertificate } from '../tls/ca-certificates.js';
+import type { NormalCertificate } from '../tls/certificates.js';
 import type { PluginDefinition, PluginDeps, PluginInstance } from '../plugins/types.js';
 import { ConfigError } from '../lib/errors.js';
 import { ConsumerIndex, type Consumer } from './consumers.js';
@@ -94,6 +96,8 @@ interface SharedInstance {
   refs: number;
   /** Set when create() (or later, a hook) read deps.consumers. */
   readsConsumers: boolean;
+  /** Set when create() read deps.caCertificates. */
+  readsCaCertificates: boolean;
   /** The consumer index the instance sees (the newest snapshot's that carries it). */
   consumers: ConsumerIndex;
 }
@@ -115,6 +119,8 @@ interface Carry {
   chains: Map<string, PluginChain>;
   consumersKey: string;
   consumers: ConsumerIndex;
+  /** Ids and digests of the ca_certificates the plugin instances saw. */
+  caKey: string;
   serial: number;
 }
 
@@ -153,7 +159,7 @@ function release(shared: SharedInstance): Promise<void> | void {
 // scope alive (the normalized config and the previous snapshot's carry), and through carried
 // routes, every earlier generation.
 
-function depsFor(base: Omit<PluginDeps, 'consumers'>, shared: SharedInstance, pluginId: string): PluginDeps {
+function depsFor(base: Omit<PluginDeps, 'consumers'>, shared: SharedInstance, pluginId: string, caCertificates: ReadonlyMap<string, NormalCaCertificate>): PluginDeps {
   return {
     ...base,
     pluginId,
@@ -161,6 +167,43 @@ function depsFor(base: Omit<PluginDeps, 'consumers'>, shared: SharedInstance, pl
       shared.readsConsumers = true;
       return shared.consumers;
     },
+    get caCertificates() {
+      shared.readsCaCertificates = true;
+      return caCertificates;
+    },
+  };
+}
+
+/** What the HTTPS listener asks clients for: a certificate while an enabled plugin wants one. */
+function clientCertificateRequest(normal: NormalConfig, caById: ReadonlyMap<string, NormalCaCertificate>): ClientCertificateRequest {
+  let request = false;
+  const names = new Set<string>();
+  for (const p of normal.plugins) {
+    if (!p.entity.enabled || !p.definition.clientCertificateRequest) continue;
+    request = true;
+    for (const id of p.definition.clientCertificateRequest(p.entity.config).caNames) {
+      const ca = caById.get(id);
+      if (ca) names.add(ca.cert);
+    }
+  }
+  return { request, caNames: [...names] };
+}
+
+/** The TLS part of an https service's pool: trust, depth and client certificate. */
+function upstreamTls(
+  s: NormalService,
+  caById: ReadonlyMap<string, NormalCaCertificate>,
+  certificateById: ReadonlyMap<string, NormalCertificate>,
+): Pick<PoolOptions, 'tlsVerifyDepth' | 'ca' | 'clientCertificate' | 'tlsMaterial'> {
+  const e = s.entity;
+  const cas = e.ca_certificates?.map((id) => caById.get(id)!);
+  const client = s.clientCertificateId === undefined ? undefined : certificateById.get(s.clientCertificateId)!;
+  const clientDigest = client ? createHash('sha256').update(client.cert).update('\0').update(client.key).digest('hex') : '';
+  return {
+    tlsVerifyDepth: e.tls_verify_depth,
+    ca: cas?.map((c) => c.cert),
+    clientCertificate: client ? { cert: client.cert, key: client.key } : undefined,
+    tlsMaterial: cas || client ? `${cas?.map((c) => c.digest).join(',') ?? '-'}|${clientDigest}` : undefined,
   };
 }
 
@@ -246,8 +289,10 @@ class Route implements CompiledRoute {
  * the router rebuild.
  */
 export function compileSnapshot(normal: NormalConfig, deps: CompileDeps, version: number): Snapshot {
+  const caById = new Map(normal.caCertificates.map((c) => [c.id, c]));
+  const clientRequest = clientCertificateRequest(normal, caById);
   // Before any plugin is created, so a bad certificate leaves nothing to dispose.
-  const tls = deps.previous?.tls.key === TlsContexts.keyOf(normal.certificates) ? deps.previous.tls : new TlsContexts(normal.certificates);
+  const tls = deps.previous?.tls.key === TlsContexts.keyOf(normal.certificates, clientRequest) ? deps.previous.tls : new TlsContexts(normal.certificates, clientRequest);
   const prev = carryOf(deps.previous);
   const settings = compileSettings(normal.config._gatehouse);
 
@@ -267,6 +312,10 @@ export function compileSnapshot(normal: NormalConfig, deps: CompileDeps, version
     );
   }
 
+  // Plugins that read ca_certificates are created again when any of them changes.
+  const caKey = JSON.stringify(normal.caCertificates.map((c) => [c.id, c.digest]));
+  const caKept = prev !== undefined && prev.caKey === caKey;
+
   let serial = prev?.serial ?? 0;
   const carried = new Map<string, CarriedPlugin>();
   const errors: string[] = [];
@@ -274,15 +323,22 @@ export function compileSnapshot(normal: NormalConfig, deps: CompileDeps, version
     if (!p.entity.enabled) continue;
     const fingerprint = JSON.stringify(p.entity.config);
     const old = prev?.plugins.get(p.id);
-    if (old && old.fingerprint === fingerprint && old.definition === p.definition && old.bound.priority === p.definition.priority && (consumersKept || !old.shared.readsConsumers)) {
+    if (
+      old &&
+      old.fingerprint === fingerprint &&
+      old.definition === p.definition &&
+      old.bound.priority === p.definition.priority &&
+      (consumersKept || !old.shared.readsConsumers) &&
+      (caKept || !old.shared.readsCaCertificates)
+    ) {
       old.shared.refs++;
       old.shared.consumers = consumers;
       carried.set(p.id, old);
       continue;
     }
-    const shared = { refs: 1, readsConsumers: false, consumers } as SharedInstance;
+    const shared = { refs: 1, readsConsumers: false, readsCaCertificates: false, consumers } as SharedInstance;
     try {
-      shared.instance = p.definition.create(p.entity.config, depsFor(deps.pluginDeps, shared, p.id));
+      shared.instance = p.definition.create(p.entity.config, depsFor(deps.pluginDeps, shared, p.id, caById));
       const bound = { id: p.id, name: p.entity.name, priority: p.definition.priority, instance: shared.instance };
       carried.set(p.id, { fingerprint, definition: p.definition, shared, bound, key: `${p.id}#${++serial}` });
     } catch (err) {
@@ -318,26 +374,37 @@ export function compileSnapshot(normal: NormalConfig, deps: CompileDeps, version
   const services = new Map<string, CompiledService>();
   const carriedServices: Carry['services'] = new Map();
   const disabledServices = new Set<string>();
+  const certificateById = new Map(normal.certificates.map((c) => [c.id, c]));
   normal.services.forEach((s, i) => {
     const e = s.entity;
     if (e.enabled === false) disabledServices.add(s.id);
-    const poolOptions = {
+    const poolOptions: PoolOptions = {
       protocol: s.protocol,
       host: s.host,
       port: s.port,
       connectTimeout: e.connect_timeout,
       poolSize: settings.keepAlivePoolSize,
       keepAliveTimeout: settings.keepAliveIdleTimeout,
+      // On unless the service turns it off (Kong's default comes from kong.conf and is off).
       tlsVerify: e.tls_verify ?? true,
+      ...(s.protocol === 'https' ? upstreamTls(s, caById, certificateById) : {}),
     };
-    const poolKey = JSON.stringify(poolOptions);
+    const key = poolKey(poolOptions);
     const origin = serviceOrigin(i);
     const old = prev?.services.get(s.id);
     const runtime = upstreamByName.get(s.host.toLowerCase());
     let compiled: CompiledService;
-    if (old && origin !== undefined && sameOrigin(old.origin, origin) && old.poolKey === poolKey && old.compiled.upstream?.runtime === runtime) {
+    if (old && origin !== undefined && sameOrigin(old.origin, origin) && old.poolKey === key && old.compiled.upstream?.runtime === runtime) {
       compiled = old.compiled;
     } else {
+      let pool: UpstreamPool;
+      try {
+        pool = deps.pools.get(poolOptions);
+      } catch (err) {
+        // The TLS material was checked when normalized; this is what createSecureContext still refuses.
+        errors.push(`${s.at}: ${(err as Error).message}`);
+        return;
+      }
       const defaultPort = s.protocol === 'https' ? 443 : 80;
       const hostForHeader = s.host.includes(':') ? `[${s.host}]` : s.host;
       compiled = {
@@ -352,14 +419,18 @@ export function compileSnapshot(normal: NormalConfig, deps: CompileDeps, version
         readTimeout: e.read_timeout,
         writeTimeout: e.write_timeout,
         retries: e.retries,
-        // A balanced service connects to its targets' addresses; its own pool stays unused.
-        pool: deps.pools.get(poolOptions),
+        pool,
+        // A balanced service connects to its targets' addresses (pools per address); `pool` stays unused.
         upstream: runtime ? new ServiceUpstream(runtime, poolOptions, deps.pools) : undefined,
       };
     }
     services.set(s.id, compiled);
-    carriedServices.set(s.id, { origin, poolKey, compiled });
+    carriedServices.set(s.id, { origin, poolKey: key, compiled });
   });
+  if (errors.length) {
+    void disposePlugins();
+    throw new ConfigError(errors);
+  }
 
   // Plugins by scope, so each route looks only at the ones that can apply to it.
   const applicable = normal.plugins.filter((p) => carried.has(p.id));
@@ -454,7 +525,7 @@ export function compileSnapshot(normal: NormalConfig, deps: CompileDeps, version
   };
   // The hash is computed when asked (the admin API's status), not on every reload.
   Object.defineProperty(snapshot, 'hash', { get: lazyHash(normal.config), enumerable: true });
-  const carry: Carry = { plugins: carried, services: carriedServices, routes: carriedRoutes, chains, consumersKey, consumers, serial };
+  const carry: Carry = { plugins: carried, services: carriedServices, routes: carriedRoutes, chains, consumersKey, consumers, caKey, serial };
   Object.defineProperty(snapshot, CARRY, { value: carry, enumerable: false });
   return Object.freeze(snapshot) as Snapshot;
 }

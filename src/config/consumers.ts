@@ -10,7 +10,8 @@ export interface Consumer {
 /** One credential entity, bound to its consumer. `fields` is the validated entity (defaults filled). */
 export interface Credential {
   id: string;
-  type: CredentialType;
+  /** A config table, or (mtls-auth) a credential that stands for a verified client certificate. */
+  type: CredentialType | 'mtls_auth_credentials';
   consumer: Consumer;
   fields: Readonly<Record<string, unknown>>;
 }
@@ -23,7 +24,7 @@ export class ConsumerIndex {
   private readonly byId = new Map<string, Consumer>();
   private readonly byUsername = new Map<string, Consumer>();
   private readonly byCustomId = new Map<string, Consumer>();
-  private readonly tables = new Map<CredentialType, Credential[]>();
+  private readonly tables = new Map<Credential['type'], Credential[]>();
   private readonly indexes = new Map<string, ReadonlyMap<string, Credential>>();
   private readonly groupsByConsumer = new Map<string, string[]>();
 
@@ -60,6 +61,11 @@ export class ConsumerIndex {
 
   byCustom(customId: string): Consumer | undefined {
     return this.byCustomId.get(customId);
+  }
+
+  /** By username only (not by id). */
+  withUsername(username: string): Consumer | undefined {
+    return this.byUsername.get(username);
   }
 
   credentials(type: CredentialType): readonly Credential[] {

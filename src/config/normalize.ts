@@ -10,6 +10,7 @@ import { CREDENTIAL_TABLES, type CredentialType } from './credentials.js';
 import { randomBytes } from 'node:crypto';
 import { checkCertificates, type NormalCertificate } from '../tls/certificates.js';
 import { checkUpstreams, type NormalUpstream } from '../upstream/normalize.js';
+import { checkCaCertificates, type NormalCaCertificate } from '../tls/ca-certificates.js';
 
 export interface NormalService {
   id: string;
@@ -19,6 +20,8 @@ export interface NormalService {
   host: string;
   port: number;
   path: string | undefined;
+  /** Id of the certificate presented to the upstream (client_certificate), https only. */
+  clientCertificateId: string | undefined;
 }
 
 export interface NormalRoute {
@@ -66,7 +69,11 @@ export interface NormalConfig {
   credentials: NormalCredential[];
   certificates: NormalCertificate[];
   upstreams: NormalUpstream[];
+  caCertificates: NormalCaCertificate[];
 }
+
+/** Service fields that only mean something for an https upstream (Kong refuses them otherwise). */
+const UPSTREAM_TLS_FIELDS = ['tls_verify', 'tls_verify_depth', 'ca_certificates', 'client_certificate'] as const;
 
 const HOST_PATTERN = /^(\*\.)?([a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*(\.\*)?(:\d{1,5})?$/;
 const DEFAULT_PORTS: Record<string, number> = { http: 80, https: 443 };
@@ -158,6 +165,8 @@ function checkEntities(config: DeclarativeConfig, plugins: ReadonlyMap<string, P
   const consumerByKey = new Map<string, string>();
   const ids = new Map<string, string>();
   const err = (at: string, message: string) => errors.push(`${at}: ${message}`);
+  // Ids of certificates named by services and plugins, checked once those tables are read.
+  const references: { at: string; table: 'certificates' | 'ca_certificates'; id: string }[] = [];
 
   const claimId = (table: string, at: string, id: string | undefined, key: string | undefined): string => {
     const resolved = id ?? declarativeId(table, key ?? at);
@@ -205,6 +214,12 @@ function checkEntities(config: DeclarativeConfig, plugins: ReadonlyMap<string, P
       err(svc.url !== undefined ? `${at}.url` : `${at}.protocol`, `protocol "${protocol}" is not supported yet (http and https are)`);
     }
     if (host !== undefined && checkHost(host)) err(`${at}.host`, `invalid host "${host}"`);
+    for (const field of UPSTREAM_TLS_FIELDS) {
+      if (svc[field] !== undefined && protocol !== 'https') err(`${at}.${field}`, 'can only be set when the protocol is "https"');
+    }
+    svc.ca_certificates?.forEach((caId, j) => references.push({ at: `${at}.ca_certificates[${j}]`, table: 'ca_certificates', id: caId }));
+    const clientCertificateId = svc.client_certificate === undefined ? undefined : typeof svc.client_certificate === 'string' ? svc.client_certificate : svc.client_certificate.id;
+    if (clientCertificateId !== undefined) references.push({ at: `${at}.client_certificate`, table: 'certificates', id: clientCertificateId });
     if (path !== undefined && /[\s\x00-\x1f\x7f?#]/.test(path)) err(`${at}.path`, 'must not contain whitespace, control characters, "?" or "#"');
     services.push({
       id,
@@ -214,6 +229,7 @@ function checkEntities(config: DeclarativeConfig, plugins: ReadonlyMap<string, P
       host: host ?? '',
       port: port ?? DEFAULT_PORTS[protocol] ?? 80,
       path,
+      clientCertificateId,
     });
     svc.routes?.forEach((route, j) => pendingRoutes.push({ entity: route as RouteConfig, at: `${at}.routes[${j}]`, serviceId: id, serviceRef: undefined }));
     svc.plugins?.forEach((p, j) => pendingPlugins.push({ entity: p, at: `${at}.plugins[${j}]`, serviceId: id }));
@@ -342,6 +358,9 @@ function checkEntities(config: DeclarativeConfig, plugins: ReadonlyMap<string, P
       const problem = definition.check(p.config);
       if (problem) errors.push(problem.startsWith('config') ? `${at}.${problem}` : `${at}.config: ${problem}`);
     }
+    if (!configErrors.length && definition.references) {
+      for (const ref of definition.references(p.config)) references.push({ at: `${at}.config.${ref.field}`, table: ref.table, id: ref.id });
+    }
     const key = `${p.name}:${routeId ?? ''}:${serviceId ?? ''}:${consumerId ?? ''}:${p.instance_name ?? ''}`;
     if (pluginKeys.has(key)) err(at, `plugin "${p.name}" is already configured on the same scope at ${pluginKeys.get(key)}`);
     pluginKeys.set(key, at);
@@ -363,7 +382,16 @@ function checkEntities(config: DeclarativeConfig, plugins: ReadonlyMap<string, P
 
   const certificates = checkCertificates(config.certificates, config.snis, err, claimId);
   const upstreams = checkUpstreams(config.upstreams, config.targets, err, claimId);
+  const caCertificates = checkCaCertificates(config.ca_certificates, err, claimId, Date.now());
+  // An entity with an error of its own still exists: a reference to it is not a second error.
+  const known = {
+    certificates: new Set(certificates.map((c) => c.id)),
+    ca_certificates: new Set([...caCertificates.map((c) => c.id), ...config.ca_certificates.flatMap((c) => c.id ?? [])]),
+  };
+  for (const ref of references) {
+    if (!known[ref.table].has(ref.id)) err(ref.at, `no ${ref.table === 'certificates' ? 'certificate' : 'ca_certificate'} with id "${ref.id}"`);
+  }
 
   if (errors.length) throw new ConfigError([...new Set(errors)]);
-  return { config, services, routes, plugins: pluginList, consumers, credentials, certificates, upstreams };
+  return { config, services, routes, plugins: pluginList, consumers, credentials, certificates, caCertificates, upstreams };
 }

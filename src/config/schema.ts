@@ -89,10 +89,18 @@ export const ServiceEntity = Type.Object(
     write_timeout: Timeout('Milliseconds between two successive writes of the request to the upstream (accepted; not enforced yet).'),
     read_timeout: Timeout('Milliseconds between two successive reads of the upstream response.'),
     enabled: Type.Boolean({ default: true, description: 'A disabled service takes its routes out of the router.' }),
-    tls_verify: Type.Optional(Type.Boolean({ description: 'Accepted; owned by the TLS issue.' })),
-    tls_verify_depth: Type.Optional(Type.Integer()),
-    ca_certificates: Type.Optional(Type.Array(Type.String())),
-    client_certificate: Type.Optional(Ref),
+    tls_verify: Type.Optional(Type.Boolean({ description: "Verify the upstream's certificate (https only). Default true: unlike Kong, verification is on unless turned off here." })),
+    tls_verify_depth: Type.Optional(
+      Type.Integer({ minimum: 0, maximum: 64, description: 'Most intermediate certificates between the upstream certificate and a trusted CA (https only; none: no limit).' }),
+    ),
+    ca_certificates: Type.Optional(
+      Type.Array(Type.String({ minLength: 1 }), { description: 'Ids of ca_certificates that alone are trusted for this upstream (https only; none: the system trust store).' }),
+    ),
+    client_certificate: Type.Optional(
+      Type.Union([Type.String({ minLength: 1 }), Type.Object({ id: Type.String({ minLength: 1 }) }, { additionalProperties: false })], {
+        description: 'A certificate entity, by id, presented to the upstream for mutual TLS (https only).',
+      }),
+    ),
     tags: Type.Optional(Tags),
     routes: Type.Optional(Type.Array(NestedRouteEntity, { description: 'Routes of this service (same fields as top-level routes, without `service`).' })),
     plugins: Type.Optional(Type.Array(PluginEntity, { description: 'Plugins scoped to this service.' })),
@@ -120,7 +128,6 @@ export const ConsumerEntity = Type.Object(
   { additionalProperties: false },
 );
 
-const Loose = (description: string) => Type.Record(Type.String(), Type.Unknown(), { description });
 
 /** Node-level settings (Kong keeps these in kong.conf); optional, hot-reloadable. */
 export const GatehouseSettings = Type.Object(
@@ -185,6 +192,20 @@ export const SniEntity = Type.Object(
   { additionalProperties: false },
 );
 
+export const CaCertificateEntity = Type.Object(
+  {
+    id: Type.Optional(Id),
+    cert: Pem('One PEM CA certificate (basicConstraints CA:TRUE, not expired).'),
+    cert_digest: Type.Optional(
+      Type.String({ pattern: '^[0-9A-Fa-f]{64}$', 'x-message': 'must be a sha256 digest in hex', description: 'sha256 of the certificate (DER), hex; computed when absent.' }),
+    ),
+    tags: Type.Optional(Tags),
+    created_at: Type.Optional(Type.Number()),
+    updated_at: Type.Optional(Type.Number()),
+  },
+  { additionalProperties: false },
+);
+
 export const DeclarativeConfigSchema = Type.Object(
   {
     _format_version: Type.Literal('3.0', { 'x-message': 'must be "3.0"' }),
@@ -199,7 +220,7 @@ export const DeclarativeConfigSchema = Type.Object(
     upstreams: Type.Array(UpstreamEntity, { default: [], description: 'Load-balancing upstreams: a service whose host is an upstream name is balanced over its targets (see docs/load-balancing.md).' }),
     targets: Type.Array(TargetEntity, { default: [], description: 'Targets of upstreams, as separate entities.' }),
     certificates: Type.Array(CertificateEntity, { default: [], description: 'TLS certificates of the HTTPS listener, chosen by SNI (see docs/tls.md).' }),
-    ca_certificates: Type.Array(Loose('CA certificates.'), { default: [] }),
+    ca_certificates: Type.Array(CaCertificateEntity, { default: [], description: 'CA certificates trusted by services (upstream TLS) and mtls-auth (see docs/tls.md).' }),
     snis: Type.Array(SniEntity, { default: [], description: 'Server names of certificates, as separate entities.' }),
     keyauth_credentials: Type.Array(KeyAuthCredential, { default: [] }),
     basicauth_credentials: Type.Array(BasicAuthCredential, { default: [] }),
@@ -218,4 +239,5 @@ export type PluginConfig = Static<typeof PluginEntity>;
 export type SettingsConfig = Static<typeof GatehouseSettings>;
 export type CertificateConfig = Static<typeof CertificateEntity>;
 export type SniConfig = Static<typeof SniEntity>;
+export type CaCertificateConfig = Static<typeof CaCertificateEntity>;
 export type AnySchema = TSchema;

@@ -108,12 +108,17 @@ export class HttpListener {
     });
   }
 
-  /** Installs the default certificate of a (new) snapshot; SNI handshakes read the live one themselves. */
+  /**
+   * Installs the default certificate of a (new) snapshot, and whether new connections are asked
+   * for a client certificate; SNI handshakes read the live certificates themselves.
+   */
   useCertificates(contexts: TlsContexts): void {
     if (!this.tls || !(this.server instanceof https.Server)) return;
     if (this.defaultKey === contexts.key) return;
     this.defaultKey = contexts.key;
     this.server.setSecureContext(this.tls.defaultOptions(contexts));
+    // Node reads this per accepted connection; the constructor's option only sets the first value.
+    (this.server as https.Server & { requestCert: boolean }).requestCert = contexts.clientCertificates.request;
   }
 
   private logRejection(req: IncomingMessage, rejection: Rejection): void {

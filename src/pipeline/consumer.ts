@@ -10,10 +10,15 @@ export const IDENTITY_HEADERS = [
   'x-anonymous-consumer',
   'x-consumer-groups',
   'x-authenticated-groups',
+  // mtls-auth's verified client certificate.
+  'x-client-cert-subject',
+  'x-client-cert-fingerprint',
 ] as const;
 
 export function removeIdentityHeaders(h: HeaderMap): void {
-  for (const name of IDENTITY_HEADERS) delete h[name];
+  // Runs on every request and the headers are almost never there: V8's `delete` of a missing
+  // property costs several times a lookup (measured: 9 checked deletes < 7 plain ones).
+  for (const name of IDENTITY_HEADERS) if (h[name] !== undefined) delete h[name];
 }
 
 /**

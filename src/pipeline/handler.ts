@@ -354,13 +354,18 @@ export class RequestHandler {
     }
     const connectFailure = CONNECT_ERRORS.has(code);
     const replayable = ex.requestBody !== undefined || !this.hasBody(ex.req) || (!ex.req.readableDidRead && !ex.req.destroyed);
-    const retryable = replayable && (connectFailure || IDEMPOTENT.has(ex.method));
+    // A refused upstream certificate is refused again on the next try to the same origin.
+    const tlsRefused = code === UpstreamErrors.TLS_VERIFY;
+    const retryable = replayable && !tlsRefused && (connectFailure || IDEMPOTENT.has(ex.method));
     if (retryable && attempt < ex.service!.retries) {
       this.forward(ex, snap, attempt + 1);
       return;
     }
     const timeout = TIMEOUT_ERRORS.has(code);
-    this.deps.logger.warn({ err: { code, message: err.message }, request_id: ex.requestId, service: ex.service?.name, attempts: attempt + 1 }, 'upstream request failed');
+    this.deps.logger.warn(
+      { err: { code, message: err.message }, request_id: ex.requestId, service: ex.service?.name, attempts: attempt + 1 },
+      tlsRefused ? 'upstream TLS certificate verification failed' : 'upstream request failed',
+    );
     void this.reply(
       ex,
       snap,

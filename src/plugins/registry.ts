@@ -15,8 +15,9 @@ import { jwks } from './jwks/index.js';
 import { hmacAuth } from './hmac-auth/index.js';
 import { acl } from './acl/index.js';
 import { proxyCache } from './proxy-cache/index.js';
+import { mtlsAuth } from './mtls-auth/index.js';
 
 /** The static list of plugins. Config names a plugin by key; nothing is loaded by string. */
 export const PLUGINS: ReadonlyMap<string, PluginDefinition<any>> = new Map(
-  [correlationId, requestTermination, requestTransformer, responseTransformer, rateLimiting, ipRestriction, requestSizeLimiting, cors, botDetection, keyAuth, basicAuth, jwt, jwks, hmacAuth, acl, proxyCache].map((p) => [p.name, p]),
+  [correlationId, requestTermination, requestTransformer, responseTransformer, rateLimiting, ipRestriction, requestSizeLimiting, cors, botDetection, keyAuth, basicAuth, jwt, jwks, hmacAuth, mtlsAuth, acl, proxyCache].map((p) => [p.name, p]),
 );

@@ -5,6 +5,7 @@ import type { ConsumerIndex } from '../config/consumers.js';
 import type { GatewayScope } from '../runtime/gateway-scope.js';
 import type { LimitStore } from '../cluster/limit-types.js';
 import type { RedisRegistry } from '../cluster/redis.js';
+import type { NormalCaCertificate } from '../tls/ca-certificates.js';
 
 /** What a plugin instance may use. Passed in, never imported as module state. */
 export interface PluginDeps {
@@ -29,6 +30,16 @@ export interface PluginDeps {
   redis?: RedisRegistry;
   /** Wall clock in ms since the epoch (tests pass a controllable one). Default Date.now. */
   now?: () => number;
+  /** The snapshot's ca_certificates by id (ids a plugin lists in `references` are known to exist). */
+  caCertificates?: ReadonlyMap<string, NormalCaCertificate>;
+}
+
+/** An id in a plugin's config that names another entity; the config is refused when it does not exist. */
+export interface PluginReference {
+  /** Path inside `config`, e.g. "ca_certificates[0]". */
+  field: string;
+  table: 'ca_certificates';
+  id: string;
 }
 
 /**
@@ -86,6 +97,14 @@ export interface PluginDefinition<S extends TSchema = TSchema> {
   check?(config: Static<S>): string | undefined;
   /** Binds the validated config once per snapshot. */
   create(config: Static<S>, deps: PluginDeps): PluginInstance;
+  /** Ids of other entities the config names; each must exist (the error names the field). */
+  references?(config: Static<S>): readonly PluginReference[];
+  /**
+   * For plugins that authenticate by client certificate: while an enabled instance is live, the
+   * HTTPS listener asks every client for a certificate (never requiring one). Returns the
+   * ca_certificates ids whose names go into that request (Kong's send_ca_dn).
+   */
+  clientCertificateRequest?(config: Static<S>): { caNames: readonly string[] };
 }
 
 /** Helper that keeps the config type tied to the schema. */

@@ -47,6 +47,8 @@ export const UpstreamErrors = {
   BAD_RESPONSE: 'GH_UPSTREAM_BAD_RESPONSE',
   BAD_REQUEST: 'GH_UPSTREAM_BAD_REQUEST_BODY',
   POOL_CLOSED: 'GH_UPSTREAM_POOL_CLOSED',
+  /** The upstream's certificate failed verification (chain, name, date or tls_verify_depth). */
+  TLS_VERIFY: 'GH_UPSTREAM_TLS_VERIFY',
 } as const;
 
 export type UpstreamError = Error & { code: string };
@@ -102,7 +104,38 @@ export interface Http1PoolOptions {
   tlsVerify: boolean;
   /** TLS server name when it is not `host` (a balanced target: host is its IP, this its host name). */
   servername?: string | undefined;
+  /** Most intermediates allowed in the upstream's verified chain (https with tlsVerify). */
+  tlsVerifyDepth?: number | undefined;
+  /** Trust store and client certificate of the TLS connections (https); node's defaults when absent. */
+  secureContext?: tls.SecureContext | undefined;
   maxHeaderSize: number;
+}
+
+/** Intermediates between the peer's certificate and the anchor of the chain node reports. */
+function intermediates(cert: tls.DetailedPeerCertificate): number {
+  let n = 0;
+  let c = cert;
+  // Node links the last certificate (the anchor) to itself.
+  while (c.issuerCertificate && c.issuerCertificate !== c && c.issuerCertificate.fingerprint256 !== c.fingerprint256) {
+    c = c.issuerCertificate;
+    n++;
+  }
+  // The last one reached is the anchor, not an intermediate.
+  return Math.max(0, n - 1);
+}
+
+/**
+ * Node's host name check, plus Kong's tls_verify_depth (nginx's proxy_ssl_verify_depth: the
+ * number of intermediates allowed). Node runs it only after the chain verified.
+ */
+export function upstreamIdentityCheck(depth: number | undefined): (host: string, cert: tls.PeerCertificate) => Error | undefined {
+  return (host, cert) => {
+    const problem = tls.checkServerIdentity(host, cert);
+    if (problem || depth === undefined) return problem;
+    const found = intermediates(cert as tls.DetailedPeerCertificate);
+    if (found <= depth) return undefined;
+    return Object.assign(new Error(`certificate chain too long: ${found} intermediate certificate(s), tls_verify_depth is ${depth}`), { code: 'CERT_CHAIN_TOO_LONG' });
+  };
 }
 
 const METHODS_WITH_BODY_SEMANTICS = new Set(['POST', 'PUT', 'PATCH']);
@@ -490,8 +523,11 @@ export class Http1Pool {
   private connecting = 0;
   private closed = false;
 
+  private readonly identityCheck: (host: string, cert: tls.PeerCertificate) => Error | undefined;
+
   constructor(options: Http1PoolOptions) {
     this.options = options;
+    this.identityCheck = upstreamIdentityCheck(options.tlsVerifyDepth);
   }
 
   /** Connections open now (busy and idle). */
@@ -519,7 +555,16 @@ export class Http1Pool {
     this.connecting++;
     const socket =
       o.protocol === 'https'
-        ? tls.connect({ host: o.host, port: o.port, servername: o.servername ?? (net.isIP(o.host) ? undefined : o.host), rejectUnauthorized: o.tlsVerify, ALPNProtocols: ['http/1.1'] })
+        ? tls.connect({
+            host: o.host,
+            port: o.port,
+            // SNI is the service host (a balanced target's host name); RFC 6066 forbids IP literals as server names.
+            servername: o.servername ?? (net.isIP(o.host) ? undefined : o.host),
+            rejectUnauthorized: o.tlsVerify,
+            secureContext: o.secureContext,
+            checkServerIdentity: this.identityCheck,
+            ALPNProtocols: ['http/1.1'],
+          })
         : net.connect({ host: o.host, port: o.port });
     socket.setNoDelay(true);
     let settled = false;
@@ -527,9 +572,14 @@ export class Http1Pool {
       onFail(upstreamError(UpstreamErrors.CONNECT_TIMEOUT, `connecting to ${o.host}:${o.port} timed out`));
       socket.destroy();
     }, o.connectTimeout);
-    const onFail = (err: UpstreamError) => {
+    const onFail = (raw: UpstreamError) => {
       if (settled) return;
       settled = true;
+      // Node sets authorizationError before it destroys a socket whose certificate it refused.
+      const refused = o.protocol === 'https' ? (socket as tls.TLSSocket).authorizationError : undefined;
+      const err = refused
+        ? upstreamError(UpstreamErrors.TLS_VERIFY, `upstream TLS certificate verification failed for ${o.host}:${o.port} (${String(refused)}: ${raw.message})`, raw)
+        : raw;
       clearTimeout(timer);
       this.connecting--;
       // A failed connect fails the oldest waiting request; others keep waiting for other connections.

@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
+import { createSecureContext, type SecureContext } from 'node:tls';
 import type { Pool } from 'undici';
-import { Http1Pool } from './http1-client.js';
+import { Http1Pool, upstreamIdentityCheck } from './http1-client.js';
 
 export interface PoolOptions {
   protocol: 'http' | 'https';
@@ -13,6 +14,17 @@ export interface PoolOptions {
   tlsVerify: boolean;
   /** TLS server name when `host` is an IP resolved from a host name (balanced targets). */
   servername?: string | undefined;
+  /** Most intermediate certificates between the upstream's certificate and the trust anchor (Kong's tls_verify_depth). */
+  tlsVerifyDepth?: number | undefined;
+  /** PEM CA certificates that alone are trusted for this upstream; absent: node's default trust store. */
+  ca?: readonly string[] | undefined;
+  /** Certificate and key presented to the upstream (mutual TLS). */
+  clientCertificate?: { cert: string; key: string } | undefined;
+  /**
+   * Identity of `ca` and `clientCertificate` for the pool key (digests, so keys stay short and
+   * hold no key material); must change whenever they do.
+   */
+  tlsMaterial?: string | undefined;
 }
 
 /** Keep-alive connections to one upstream origin. */
@@ -25,8 +37,10 @@ export interface UpstreamPool {
   readonly dispatcher: Pool;
 }
 
-function poolKey(o: PoolOptions): string {
-  return `${o.protocol}://${o.host}:${o.port}|${o.connectTimeout}|${o.poolSize}|${o.keepAliveTimeout}|${o.tlsVerify}|${o.servername ?? ''}`;
+/** Pools with the same key are the same pool: a reload that keeps the key keeps the warm connections. */
+export function poolKey(o: PoolOptions): string {
+  const base = `${o.protocol}://${o.host}:${o.port}|${o.connectTimeout}|${o.poolSize}|${o.keepAliveTimeout}|${o.tlsVerify}`;
+  return o.protocol === 'https' ? `${base}|${o.tlsVerifyDepth ?? ''}|${o.tlsMaterial ?? ''}|${o.servername ?? ''}` : base;
 }
 
 const requireCjs = createRequire(import.meta.url);
@@ -35,6 +49,7 @@ class OriginPool implements UpstreamPool {
   readonly key: string;
   readonly origin: string;
   readonly http1: Http1Pool;
+  private readonly secureContext: SecureContext | undefined;
   private undiciPool: Pool | undefined;
 
   constructor(
@@ -44,6 +59,8 @@ class OriginPool implements UpstreamPool {
     this.key = key;
     const host = options.host.includes(':') ? `[${options.host}]` : options.host;
     this.origin = `${options.protocol}://${host}:${options.port}`;
+    // One context per pool, not one per connection: CAs and the client key are parsed once.
+    this.secureContext = options.protocol === 'https' ? upstreamSecureContext(options) : undefined;
     this.http1 = new Http1Pool({
       protocol: options.protocol,
       host: options.host,
@@ -53,6 +70,8 @@ class OriginPool implements UpstreamPool {
       keepAliveTimeout: options.keepAliveTimeout,
       tlsVerify: options.tlsVerify,
       servername: options.servername,
+      tlsVerifyDepth: options.tlsVerifyDepth,
+      secureContext: this.secureContext,
       maxHeaderSize: 65536,
     });
   }
@@ -64,7 +83,14 @@ class OriginPool implements UpstreamPool {
       this.undiciPool = new UndiciPool(this.origin, {
         connections: this.options.poolSize,
         keepAliveTimeout: this.options.keepAliveTimeout,
-        connect: { timeout: this.options.connectTimeout, rejectUnauthorized: this.options.tlsVerify, ...(this.options.servername ? { servername: this.options.servername } : {}) },
+        // The same trust, client certificate and depth rule as the proxy path; undici sends SNI
+        // from the host itself (never for IP literals).
+        connect: {
+          timeout: this.options.connectTimeout,
+          rejectUnauthorized: this.options.tlsVerify,
+          ...(this.options.servername ? { servername: this.options.servername } : {}),
+          ...(this.secureContext ? { secureContext: this.secureContext, checkServerIdentity: upstreamIdentityCheck(this.options.tlsVerifyDepth) } : {}),
+        },
       });
     }
     return this.undiciPool;
@@ -75,6 +101,14 @@ class OriginPool implements UpstreamPool {
     else this.http1.close();
     if (this.undiciPool) await (force ? this.undiciPool.destroy() : this.undiciPool.close()).catch(() => undefined);
   }
+}
+
+function upstreamSecureContext(o: PoolOptions): SecureContext {
+  return createSecureContext({
+    minVersion: 'TLSv1.2',
+    ...(o.ca ? { ca: [...o.ca] } : {}),
+    ...(o.clientCertificate ? { cert: o.clientCertificate.cert, key: o.clientCertificate.key } : {}),
+  });
 }
 
 /**

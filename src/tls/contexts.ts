@@ -5,12 +5,26 @@ import type { NormalCertificate } from './certificates.js';
 /** Protocol floor for every context: TLS 1.2 and 1.3 only. */
 export const MIN_TLS_VERSION = 'TLSv1.2';
 
-/** Context options of one certificate (RSA and ECDSA pairs side by side when `cert_alt` is set). */
-export function contextOptions(c: NormalCertificate): SecureContextOptions {
+/** Whether the listener asks clients for a certificate, and which CA names it lists in that request. */
+export interface ClientCertificateRequest {
+  request: boolean;
+  /** PEM CA certificates whose subject names are sent (Kong's send_ca_dn); empty: none. */
+  caNames: readonly string[];
+}
+
+export const NO_CLIENT_CERTIFICATES: ClientCertificateRequest = Object.freeze({ request: false, caNames: Object.freeze([]) });
+
+/**
+ * Context options of one certificate (RSA and ECDSA pairs side by side when `cert_alt` is set).
+ * With CA names, node lists them in its certificate request; they are not what client
+ * certificates are verified against (mtls-auth verifies against its own CAs).
+ */
+export function contextOptions(c: NormalCertificate, client: ClientCertificateRequest = NO_CLIENT_CERTIFICATES): SecureContextOptions {
   return {
     minVersion: MIN_TLS_VERSION,
     cert: c.certAlt ? [c.cert, c.certAlt] : c.cert,
     key: c.keyAlt ? [c.key, c.keyAlt] : c.key,
+    ...(client.caNames.length ? { ca: [...client.caNames] } : {}),
   };
 }
 
@@ -33,18 +47,21 @@ export class TlsContexts {
   readonly size: number;
   /** Identity of the certificate set: a reload with the same key reuses these contexts. */
   readonly key: string;
+  /** Client certificates the listener asks for (SNI contexts carry the CA names too: node switches to them). */
+  readonly clientCertificates: ClientCertificateRequest;
 
-  static keyOf(certificates: readonly NormalCertificate[]): string {
-    return JSON.stringify(certificates.map((c) => [c.cert, c.key, c.certAlt, c.keyAlt, c.snis]));
+  static keyOf(certificates: readonly NormalCertificate[], client: ClientCertificateRequest = NO_CLIENT_CERTIFICATES): string {
+    return JSON.stringify([certificates.map((c) => [c.cert, c.key, c.certAlt, c.keyAlt, c.snis]), client.request, client.caNames]);
   }
 
-  constructor(certificates: readonly NormalCertificate[]) {
-    this.key = TlsContexts.keyOf(certificates);
+  constructor(certificates: readonly NormalCertificate[], client: ClientCertificateRequest = NO_CLIENT_CERTIFICATES) {
+    this.key = TlsContexts.keyOf(certificates, client);
+    this.clientCertificates = client;
     const errors: string[] = [];
     const entries: Entry[] = [];
     for (const certificate of certificates) {
       try {
-        entries.push({ certificate, context: createSecureContext(contextOptions(certificate)) });
+        entries.push({ certificate, context: createSecureContext(contextOptions(certificate, client)) });
       } catch (err) {
         errors.push(`${certificate.at}: ${(err as Error).message}`);
       }

@@ -12,7 +12,7 @@ export interface TlsBinding {
 export function tlsBinding(contexts: () => TlsContexts): TlsBinding {
   return {
     contexts,
-    defaultOptions: (c) => (c.fallback ? contextOptions(c.fallback.certificate) : { minVersion: MIN_TLS_VERSION }),
+    defaultOptions: (c) => (c.fallback ? contextOptions(c.fallback.certificate, c.clientCertificates) : { minVersion: MIN_TLS_VERSION }),
   };
 }
 
@@ -21,6 +21,11 @@ export function secureServerOptions(tls: TlsBinding, logger: Logger): TlsOptions
   return {
     minVersion: MIN_TLS_VERSION,
     ALPNProtocols: ['http/1.1'],
+    // Client certificates, when asked for (server.requestCert follows the live config), are
+    // never a reason to refuse the handshake: routes without mtls-auth must keep working, and
+    // mtls-auth verifies against its own CAs and answers 401 itself.
+    requestCert: false,
+    rejectUnauthorized: false,
     SNICallback: (servername, cb) => {
       const context = tls.contexts().contextFor(servername);
       if (context) return cb(null, context);
