@@ -265,3 +265,20 @@ test('admin API: a created ca_certificate shows its cert_digest; a non-CA is ref
     await n.stop(0);
   }
 });
+
+test('a balanced https service: each target gets SNI and certificate checks for its own host name', async () => {
+  const up = await httpsUpstream(server);
+  const doc = {
+    ...config('https://placeholder', {}),
+    upstreams: [{ name: 'secure.pool', targets: [{ target: `localhost:${up.port}` }] }],
+    services: [{ name: 'svc', protocol: 'https', host: 'secure.pool', ca_certificates: [ROOT_ID], routes: [{ name: 'r', paths: ['/'] }] }],
+  };
+  const gw = await gateway(doc);
+  const res = await send(`${gw.url}/balanced`);
+  assert.equal(res.status, 200, res.body);
+  assert.equal(up.seen.at(-1)!.servername, 'localhost', 'SNI is the target host, not its IP nor the upstream name');
+  // A target whose certificate does not name it is refused (verification runs against the target host).
+  const wrongName = await httpsUpstream(pki.leaf('other-name', { subject: 'elsewhere.test', issuer: root, dns: ['elsewhere.test'], usage: 'serverAuth' }));
+  gw.gateway.reload({ ...doc, upstreams: [{ name: 'secure.pool', targets: [{ target: `localhost:${wrongName.port}` }] }] });
+  assert.equal((await send(`${gw.url}/balanced`)).status, 502);
+});
