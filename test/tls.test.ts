@@ -1,48 +1,25 @@
-import { test, before, after } from 'node:test';
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import https from 'node:https';
 import tls from 'node:tls';
 import type { IncomingHttpHeaders } from 'node:http';
 import { startGateway, startUpstream, send, type TestGateway, type Upstream } from './helpers/harness.js';
+import { testCa, type Pair } from './helpers/certs.js';
 import { ConfigError } from '../src/lib/errors.js';
 
-interface Pair {
-  cert: string;
-  key: string;
-}
-
-const dir = mkdtempSync(join(tmpdir(), 'gatehouse-tls-'));
-const pem = (name: string) => readFileSync(join(dir, name), 'utf8');
-let ca: string;
-const certs: Record<string, Pair> = {};
-
-/** A leaf signed by the test CA: CN `cn`, SANs `names`; `days` -1 makes it expired. */
-function leaf(file: string, cn: string, names: string[], days = 2): Pair {
-  const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${file}.key`, '-out', `${file}.csr`, '-subj', `/CN=${cn}`);
-  writeFileSync(join(dir, `${file}.ext`), `subjectAltName=${names.map((n) => `DNS:${n}`).join(',')}\n`);
-  openssl('x509', '-req', '-in', `${file}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-set_serial', String(Object.keys(certs).length + 2), '-days', String(days), '-extfile', `${file}.ext`, '-out', `${file}.pem`);
-  return { cert: pem(`${file}.pem`), key: pem(`${file}.key`) };
-}
-
-before(() => {
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-subj', '/CN=Gatehouse Test CA', '-days', '2'], { cwd: dir, stdio: 'pipe' });
-  ca = pem('ca.pem');
-  certs.a = leaf('a', 'a.example', ['a.example']);
-  certs.b = leaf('b', 'b.example', ['b.example']);
-  certs.wild = leaf('wild', '*.wild.example', ['*.wild.example']);
-  certs.expired = leaf('expired', 'expired.example', ['expired.example'], -1);
-  certs.a2 = leaf('a2', 'a.example (renewed)', ['a.example']);
-});
+const authority = testCa();
+const ca = authority.ca;
+const certs: Record<string, Pair> = {
+  a: authority.leaf('a.example', ['a.example']),
+  b: authority.leaf('b.example', ['b.example']),
+  wild: authority.leaf('*.wild.example', ['*.wild.example']),
+  expired: authority.leaf('expired.example', ['expired.example'], -1),
+  a2: authority.leaf('a.example (renewed)', ['a.example']),
+};
 
 const cleanup: (() => Promise<void>)[] = [];
 after(async () => {
   for (const c of cleanup.reverse()) await c();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 let up: Upstream;
