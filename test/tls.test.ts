@@ -66,12 +66,21 @@ const standard = () => [
   { ...certs.expired, snis: ['expired.example'] },
 ];
 
-/** Handshakes and returns the presented certificate's CN and the negotiated ALPN protocol. */
-function handshake(port: number, options: tls.ConnectionOptions = {}): Promise<{ cn: string; alpn: string | false | null; authorized: boolean; error: string | undefined }> {
+interface Handshake {
+  cn: string;
+  alpn: string | false | null;
+  authorized: boolean;
+  error: string | undefined;
+  version: string | null;
+  cipher: string;
+}
+
+/** Handshakes and returns the presented certificate's CN, the negotiated ALPN protocol, TLS version and cipher. */
+function handshake(port: number, options: tls.ConnectionOptions = {}): Promise<Handshake> {
   return new Promise((resolve, reject) => {
     const socket = tls.connect({ host: '127.0.0.1', port, ca, rejectUnauthorized: false, ...options }, () => {
       const cn = String(socket.getPeerCertificate().subject?.CN ?? '');
-      resolve({ cn, alpn: socket.alpnProtocol, authorized: socket.authorized, error: socket.authorizationError?.toString() });
+      resolve({ cn, alpn: socket.alpnProtocol, authorized: socket.authorized, error: socket.authorizationError?.toString(), version: socket.getProtocol(), cipher: socket.getCipher().name });
       socket.end();
     });
     socket.on('error', reject);
@@ -124,13 +133,64 @@ test('the certificate is chosen by SNI: exact names, a wildcard, the first one b
   assert.equal(expired.error, 'CERT_HAS_EXPIRED');
 });
 
-test('TLS 1.2+ only; ALPN answers http/1.1', async () => {
+test('TLS 1.2 and 1.3 by default, ECDHE ciphers for 1.2; ALPN answers http/1.1', async () => {
   const u = await upstream();
   const gw = await gateway(config(u.url, standard()));
   const h = await handshake(gw.tlsPort!, { servername: 'a.example', ALPNProtocols: ['h2', 'http/1.1'] });
   assert.equal(h.alpn, 'http/1.1');
-  assert.equal((await handshake(gw.tlsPort!, { servername: 'a.example', maxVersion: 'TLSv1.2' })).cn, 'a.example');
+  assert.equal(h.version, 'TLSv1.3');
+  const tls12 = await handshake(gw.tlsPort!, { servername: 'a.example', maxVersion: 'TLSv1.2' });
+  assert.equal(tls12.cn, 'a.example');
+  assert.equal(tls12.version, 'TLSv1.2');
+  assert.match(tls12.cipher, /^ECDHE-ECDSA-(AES\d+-GCM|CHACHA20-POLY1305)/);
+  // A TLS 1.2 cipher outside the default list (CBC) is not offered.
+  await assert.rejects(handshake(gw.tlsPort!, { servername: 'a.example', maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES128-SHA256' }));
   await assert.rejects(handshake(gw.tlsPort!, { servername: 'a.example', minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT:@SECLEVEL=0' }));
+});
+
+test('ssl_protocols and ssl_ciphers apply to new handshakes after a reload, with and without SNI', async () => {
+  const u = await upstream();
+  const gw = await gateway(config(u.url, standard()));
+  const onlyTls13 = { _gatehouse: { access_log: false, ssl_protocols: 'TLSv1.3' } };
+  gw.gateway.reload(config(u.url, standard(), onlyTls13));
+  for (const servername of ['a.example', undefined]) {
+    await assert.rejects(handshake(gw.tlsPort!, { servername, maxVersion: 'TLSv1.2' }), `TLS 1.2 refused (SNI ${servername})`);
+    const ok = await handshake(gw.tlsPort!, { servername });
+    assert.equal(ok.version, 'TLSv1.3');
+    assert.equal(ok.cn, 'a.example');
+  }
+  assert.equal((await get(gw.tlsPort!, '/open', { servername: 'a.example' })).status, 200);
+
+  const onlyOneCipher = { _gatehouse: { access_log: false, ssl_protocols: 'TLSv1.2', ssl_ciphers: 'ECDHE-ECDSA-AES256-GCM-SHA384' } };
+  gw.gateway.reload(config(u.url, standard(), onlyOneCipher));
+  for (const servername of ['b.example', undefined]) {
+    const ok = await handshake(gw.tlsPort!, { servername });
+    assert.equal(ok.version, 'TLSv1.2');
+    assert.equal(ok.cipher, 'ECDHE-ECDSA-AES256-GCM-SHA384');
+    await assert.rejects(handshake(gw.tlsPort!, { servername, minVersion: 'TLSv1.3' }), `TLS 1.3 refused (SNI ${servername})`);
+    await assert.rejects(handshake(gw.tlsPort!, { servername, ciphers: 'ECDHE-ECDSA-AES128-GCM-SHA256' }), `other ciphers refused (SNI ${servername})`);
+  }
+});
+
+test('a bad ssl_protocols or ssl_ciphers is a config error naming the field; the running TLS settings stay', async () => {
+  const u = await upstream();
+  const gw = await gateway(config(u.url, standard(), { _gatehouse: { access_log: false, ssl_protocols: 'TLSv1.3' } }));
+  const cases: [object, string][] = [
+    [{ ssl_ciphers: 'NOT-A-CIPHER:ALSO-NOT' }, '_gatehouse.ssl_ciphers: OpenSSL refuses the cipher list'],
+    [{ ssl_ciphers: 'TLS_AES_128_GCM_SHA256' }, '_gatehouse.ssl_ciphers: names no TLS 1.2 cipher'],
+    [{ ssl_protocols: 'TLSv1.1 TLSv1.2' }, '_gatehouse.ssl_protocols: TLSv1.1 is not supported (TLS 1.0 and 1.1 are deprecated, RFC 8996)'],
+    [{ ssl_protocols: 'TLSv1.2 TLSv1.4' }, '_gatehouse.ssl_protocols: unknown protocol "TLSv1.4"'],
+    [{ ssl_protocols: ' ' }, '_gatehouse.ssl_protocols: names no protocol'],
+  ];
+  for (const [settings, message] of cases) {
+    assert.throws(
+      () => gw.gateway.reload(config(u.url, standard(), { _gatehouse: { access_log: false, ...settings } })),
+      (err: unknown) => err instanceof ConfigError && err.errors.some((e) => e.startsWith(message)),
+      message,
+    );
+  }
+  await assert.rejects(handshake(gw.tlsPort!, { servername: 'a.example', maxVersion: 'TLSv1.2' }));
+  assert.equal((await handshake(gw.tlsPort!, { servername: 'a.example' })).version, 'TLSv1.3');
 });
 
 test('requests over TLS: X-Forwarded-Proto https, https-only routes, the same validation as plain HTTP', async () => {

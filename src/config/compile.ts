@@ -243,7 +243,8 @@ class Route implements CompiledRoute {
  */
 export function compileSnapshot(normal: NormalConfig, deps: CompileDeps, version: number): Snapshot {
   // Before any plugin is created, so a bad certificate leaves nothing to dispose.
-  const tls = deps.previous?.tls.key === TlsContexts.keyOf(normal.certificates) ? deps.previous.tls : new TlsContexts(normal.certificates);
+  const tls =
+    deps.previous?.tls.key === TlsContexts.keyOf(normal.certificates, normal.tlsPolicy) ? deps.previous.tls : new TlsContexts(normal.certificates, normal.tlsPolicy);
   const prev = carryOf(deps.previous);
   const settings = compileSettings(normal.config._gatehouse);
 

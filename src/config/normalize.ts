@@ -9,6 +9,7 @@ import type { PluginDefinition } from '../plugins/types.js';
 import { CREDENTIAL_TABLES, type CredentialType } from './credentials.js';
 import { randomBytes } from 'node:crypto';
 import { checkCertificates, type NormalCertificate } from '../tls/certificates.js';
+import { checkTlsPolicy, DEFAULT_TLS_POLICY, type TlsPolicy } from '../tls/policy.js';
 
 export interface NormalService {
   id: string;
@@ -64,6 +65,8 @@ export interface NormalConfig {
   consumers: NormalConsumer[];
   credentials: NormalCredential[];
   certificates: NormalCertificate[];
+  /** `_gatehouse.ssl_protocols` and `ssl_ciphers`, checked. */
+  tlsPolicy: TlsPolicy;
 }
 
 const HOST_PATTERN = /^(\*\.)?([a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*(\.\*)?(:\d{1,5})?$/;
@@ -353,7 +356,8 @@ function checkEntities(config: DeclarativeConfig, plugins: ReadonlyMap<string, P
   });
 
   const certificates = checkCertificates(config.certificates, config.snis, err, claimId);
+  const tlsPolicy = checkTlsPolicy(config._gatehouse, err) ?? DEFAULT_TLS_POLICY;
 
   if (errors.length) throw new ConfigError([...new Set(errors)]);
-  return { config, services, routes, plugins: pluginList, consumers, credentials, certificates };
+  return { config, services, routes, plugins: pluginList, consumers, credentials, certificates, tlsPolicy };
 }

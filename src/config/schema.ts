@@ -1,5 +1,6 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { AclEntry, BasicAuthCredential, HmacAuthCredential, JwtSecret, KeyAuthCredential } from './credentials.js';
+import { DEFAULT_SSL_CIPHERS, DEFAULT_SSL_PROTOCOLS } from '../tls/policy.js';
 
 /**
  * The declarative config, Kong 3.x shape (`_format_version: "3.0"`), with Kong's field names and
@@ -143,6 +144,14 @@ export const GatehouseSettings = Type.Object(
     max_response_body_buffer: Type.Integer({ minimum: 1024, default: 8388608, description: 'Largest response body a plugin may buffer (bytes); larger is passed through untransformed.' }),
     upstream_keepalive_pool_size: Type.Integer({ minimum: 1, default: 512, description: 'Most pooled connections per upstream host and worker.' }),
     upstream_keepalive_idle_timeout: Type.Integer({ minimum: 0, default: 60000, description: 'Milliseconds an idle upstream connection stays pooled.' }),
+    ssl_protocols: Type.String({
+      default: DEFAULT_SSL_PROTOCOLS,
+      description: 'TLS versions of the HTTPS listener, space-separated (as kong.conf): TLSv1.2, TLSv1.3. TLSv1 and TLSv1.1 are refused.',
+    }),
+    ssl_ciphers: Type.String({
+      default: DEFAULT_SSL_CIPHERS,
+      description: 'OpenSSL cipher list for TLS 1.2 on the HTTPS listener (as kong.conf); default: Mozilla intermediate, ECDHE with AEAD only. TLS 1.3 suites stay OpenSSL\'s.',
+    }),
   },
   { additionalProperties: false, default: {} },
 );

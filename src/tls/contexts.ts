@@ -1,14 +1,17 @@
 import { createSecureContext, type SecureContext, type SecureContextOptions } from 'node:tls';
 import { ConfigError } from '../lib/errors.js';
 import type { NormalCertificate } from './certificates.js';
+import { DEFAULT_TLS_POLICY, type TlsPolicy } from './policy.js';
 
-/** Protocol floor for every context: TLS 1.2 and 1.3 only. */
-export const MIN_TLS_VERSION = 'TLSv1.2';
+/** Versions and ciphers of a context, with or without a certificate. */
+export function policyOptions(policy: TlsPolicy): SecureContextOptions {
+  return { minVersion: policy.minVersion, maxVersion: policy.maxVersion, ciphers: policy.ciphers };
+}
 
 /** Context options of one certificate (RSA and ECDSA pairs side by side when `cert_alt` is set). */
-export function contextOptions(c: NormalCertificate): SecureContextOptions {
+export function contextOptions(c: NormalCertificate, policy: TlsPolicy): SecureContextOptions {
   return {
-    minVersion: MIN_TLS_VERSION,
+    ...policyOptions(policy),
     cert: c.certAlt ? [c.cert, c.certAlt] : c.cert,
     key: c.keyAlt ? [c.key, c.keyAlt] : c.key,
   };
@@ -31,20 +34,27 @@ export class TlsContexts {
   /** The default certificate, undefined when the config has none. */
   readonly fallback: Entry | undefined;
   readonly size: number;
-  /** Identity of the certificate set: a reload with the same key reuses these contexts. */
+  /** Identity of the certificate set and policy: a reload with the same key reuses these contexts. */
   readonly key: string;
+  /**
+   * Versions and ciphers, set on every context. The server's default context is the one that
+   * counts: OpenSSL fixes the version range and cipher list when a connection starts, and an SNI
+   * switch to a certificate's context changes only the certificate.
+   */
+  readonly policy: TlsPolicy;
 
-  static keyOf(certificates: readonly NormalCertificate[]): string {
-    return JSON.stringify(certificates.map((c) => [c.cert, c.key, c.certAlt, c.keyAlt, c.snis]));
+  static keyOf(certificates: readonly NormalCertificate[], policy: TlsPolicy): string {
+    return JSON.stringify([policy.minVersion, policy.maxVersion, policy.ciphers, certificates.map((c) => [c.cert, c.key, c.certAlt, c.keyAlt, c.snis])]);
   }
 
-  constructor(certificates: readonly NormalCertificate[]) {
-    this.key = TlsContexts.keyOf(certificates);
+  constructor(certificates: readonly NormalCertificate[], policy: TlsPolicy = DEFAULT_TLS_POLICY) {
+    this.key = TlsContexts.keyOf(certificates, policy);
+    this.policy = policy;
     const errors: string[] = [];
     const entries: Entry[] = [];
     for (const certificate of certificates) {
       try {
-        entries.push({ certificate, context: createSecureContext(contextOptions(certificate)) });
+        entries.push({ certificate, context: createSecureContext(contextOptions(certificate, policy)) });
       } catch (err) {
         errors.push(`${certificate.at}: ${(err as Error).message}`);
       }
