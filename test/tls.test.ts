@@ -133,12 +133,14 @@ test('the certificate is chosen by SNI: exact names, a wildcard, the first one b
   assert.equal(expired.error, 'CERT_HAS_EXPIRED');
 });
 
-test('TLS 1.2 and 1.3 by default, ECDHE ciphers for 1.2; ALPN answers http/1.1', async () => {
+test('TLS 1.2 and 1.3 by default, ECDHE ciphers for 1.2; ALPN prefers h2, HTTP/1.1 for clients without h2', async () => {
   const u = await upstream();
   const gw = await gateway(config(u.url, standard()));
-  const h = await handshake(gw.tlsPort!, { servername: 'a.example', ALPNProtocols: ['h2', 'http/1.1'] });
-  assert.equal(h.alpn, 'http/1.1');
-  assert.equal(h.version, 'TLSv1.3');
+  const h2 = await handshake(gw.tlsPort!, { servername: 'a.example', ALPNProtocols: ['h2', 'http/1.1'] });
+  assert.equal(h2.alpn, 'h2');
+  assert.equal(h2.version, 'TLSv1.3');
+  assert.equal((await handshake(gw.tlsPort!, { servername: 'a.example', ALPNProtocols: ['http/1.1'] })).alpn, 'http/1.1');
+  assert.equal((await handshake(gw.tlsPort!, { servername: 'a.example' })).alpn, false);
   const tls12 = await handshake(gw.tlsPort!, { servername: 'a.example', maxVersion: 'TLSv1.2' });
   assert.equal(tls12.cn, 'a.example');
   assert.equal(tls12.version, 'TLSv1.2');
@@ -146,6 +148,8 @@ test('TLS 1.2 and 1.3 by default, ECDHE ciphers for 1.2; ALPN answers http/1.1',
   // A TLS 1.2 cipher outside the default list (CBC) is not offered.
   await assert.rejects(handshake(gw.tlsPort!, { servername: 'a.example', maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES128-SHA256' }));
   await assert.rejects(handshake(gw.tlsPort!, { servername: 'a.example', minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT:@SECLEVEL=0' }));
+  // A request over a connection without ALPN is served as HTTP/1.1.
+  assert.equal((await get(gw.tlsPort!, '/open', { servername: 'a.example' })).status, 200);
 });
 
 test('ssl_protocols and ssl_ciphers apply to new handshakes after a reload, with and without SNI', async () => {
@@ -212,6 +216,28 @@ test('requests over TLS: X-Forwarded-Proto https, https-only routes, the same va
     req.end();
   });
   assert.equal(bad, (await send(`${gw.url}/open`, { method: 'TRACE' })).status);
+});
+
+test('HTTP/1.1 on the TLS listener keeps the plain listener\'s parser and keep-alive settings', async () => {
+  const u = await upstream();
+  const gw = await gateway(config(u.url, standard()));
+  const agent = new https.Agent({ keepAlive: true, maxSockets: 1, ALPNProtocols: ['http/1.1'] });
+  try {
+    const r = await get(gw.tlsPort!, '/open', { servername: 'a.example', agent });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['keep-alive'], 'timeout=60', 'keepAliveTimeout 60 s, as on the plain listener');
+    const big = await new Promise<number>((resolve, reject) => {
+      const req = https.request({ host: '127.0.0.1', port: gw.tlsPort, path: '/open', ca, servername: 'a.example', agent: false, headers: { host: 'a.example', 'x-big': 'x'.repeat(20_000) } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    assert.equal(big, 431, 'maxHeaderSize 16 KiB');
+  } finally {
+    agent.destroy();
+  }
 });
 
 test('a route restricted to snis [a.example] is not reachable with SNI b.example, even with Host a.example', async () => {

@@ -19,11 +19,13 @@ export function tlsBinding(contexts: () => TlsContexts): TlsBinding {
   };
 }
 
-/** TLS options of the HTTPS listener: the live snapshot's versions and ciphers, ALPN http/1.1, the certificate by SNI from the live snapshot. */
+/**
+ * TLS options of the HTTPS listener: the live snapshot's versions and ciphers, the certificate by
+ * SNI from the live snapshot. ALPN (h2, http/1.1) is node:http2's, from `allowHTTP1`.
+ */
 export function secureServerOptions(tls: TlsBinding, logger: Logger): TlsOptions {
   return {
     ...policyOptions(tls.contexts().policy),
-    ALPNProtocols: ['http/1.1'],
     SNICallback: (servername, cb) => {
       const context = tls.contexts().contextFor(servername);
       if (context) return cb(null, context);
