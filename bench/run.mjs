@@ -14,7 +14,7 @@ import { ensureTools, toolVersions, peerVersion, gatehouseBuilt, snapshotGatehou
 import { startUpstream, UPSTREAM_BODY } from './lib/nginx.mjs';
 import { TARGETS, REQUEST_PATH } from './lib/targets.mjs';
 import { writeWrkScript, runWrk } from './lib/wrk.mjs';
-import { markdownTable, checkTargets, targetsTable, machineLine, NOISY_PCT } from './lib/report.mjs';
+import { markdownTable, checkTargets, targetsTable, machineLine, referenceOf, NOISY_PCT } from './lib/report.mjs';
 
 const { values: opts } = parseArgs({
   options: {
@@ -60,6 +60,8 @@ if (only) {
     process.exit(2);
   }
   only.add('nginx'); // every ratio is to nginx in the same run
+  // ... or to the target's own reference (the HTTPS rows: nginx over HTTPS).
+  for (const t of TARGETS) if (only.has(t.name) && t.ref) only.add(t.ref);
 }
 
 const log = (msg) => console.error(`bench: ${msg}`);
@@ -103,7 +105,7 @@ for (const r of results) {
   r.note = t.skip?.(ctx);
   if (r.note) continue;
   try {
-    t.prepare?.(ctx);
+    await t.prepare?.(ctx);
     r.script = writeWrkScript(dir, t.name, t.lua);
   } catch (err) {
     r.note = `not run: ${err.message.split('\n')[0]}`;
@@ -114,7 +116,7 @@ for (const r of results) {
 async function checkResponses(port, t) {
   const checks = t.checks ?? [{ path: REQUEST_PATH, headers: t.headers ?? {} }];
   for (const c of checks) {
-    const res = await httpGet(port, c.path, { ...(t.headers ?? {}), ...c.headers });
+    const res = await httpGet(port, c.path, { ...(t.headers ?? {}), ...c.headers }, 2000, !!t.tls);
     if (res.status !== 200 || res.body !== UPSTREAM_BODY) {
       throw new Error(`GET ${c.path} ${JSON.stringify(c.headers)} -> ${res.status} ${res.body.slice(0, 200)}`);
     }
@@ -125,7 +127,7 @@ async function checkResponses(port, t) {
 async function measure(r) {
   const t = r.target;
   const wrkRun = (port, secs, tag) =>
-    runWrk(tools.wrk, { dir, name: `${t.name}-${tag}`, port, path: t.checks ? '/' : REQUEST_PATH, headers: t.headers, script: r.script, seconds: secs });
+    runWrk(tools.wrk, { dir, name: `${t.name}-${tag}`, port, path: t.checks ? '/' : REQUEST_PATH, headers: t.headers, script: r.script, seconds: secs, scheme: t.tls ? 'https' : 'http' });
   const measured = async (port, roots) => {
     const a = cpuSnapshot(roots);
     const res = await wrkRun(port, seconds, 'run');
@@ -140,7 +142,7 @@ async function measure(r) {
   const proc = t.start(ctx, port);
   try {
     const first = t.checks?.[0] ?? { path: REQUEST_PATH, headers: {} };
-    await waitReady(proc, port, first.path, { ...(t.headers ?? {}), ...first.headers }, 120_000);
+    await waitReady(proc, port, first.path, { ...(t.headers ?? {}), ...first.headers }, 120_000, !!t.tls);
     const readyMs = Date.now() - started;
     await checkResponses(port, t);
     await t.verify?.(port);
@@ -240,6 +242,7 @@ const checks = checkTargets(results, idle);
 
 const method = `wrk -t1 -c50, ${warmup} s warm-up then ${seconds} s measured, ${passes} round-robin pass(es); figures from each target's best pass by req/s, among its quiet passes if it has any (errors: sum of all passes; peak RSS: highest of all passes). RSS: sum of VmRSS over the proxy's process tree, idle 1 s after the first answer, peak sampled every 200 ms during warm-up and run. Upstream: nginx, one worker, \`return 200\` with a ${UPSTREAM_BODY.length}-byte JSON body.`;
 const notes = results.filter((r) => r.note).map((r) => `- ${r.label}: ${r.note}`);
+if (results.some((r) => r.best && r.target.ref)) notes.push('- The HTTPS rows (wrk over TLS 1.3, keep-alive, the same self-signed ECDSA P-256 certificate) are compared with nginx over HTTPS; all other rows with plain nginx.');
 const allPasses = results.flatMap((r) => r.passes.filter((p) => p.rps !== undefined));
 const noisy = allPasses.filter((p) => p.other_pct >= NOISY_PCT).length;
 const maxOther = Math.max(0, ...allPasses.map((p) => p.other_pct));
@@ -267,7 +270,8 @@ const json = {
   peers: { 'fast-gateway': peerVersion('fast-gateway'), 'express-gateway': peerVersion('express-gateway') },
   method: { threads: 1, connections: 50, warmup_s: warmup, duration_s: seconds, passes, pick: 'best pass by req/s among quiet passes (other_pct < noisy_pct) if any', retries_when_noisy: retries, rss: 'sum of VmRSS over the process tree', upstream_body_bytes: UPSTREAM_BODY.length, other_cpu: 'percent of one core used by processes outside the bench during each measured run', noisy_pct: NOISY_PCT },
   results: results.map((r) => {
-    const ref = results.find((x) => x.reference)?.best;
+    const refRow = referenceOf(results, r);
+    const ref = refRow?.best;
     const ratio = (v, rv) => (r.best && ref && rv ? v / rv : undefined);
     return {
       name: r.name,
@@ -280,7 +284,8 @@ const json = {
       idle_rss_bytes: r.best?.idle_rss,
       peak_rss_bytes: r.peak_rss,
       ready_ms: r.best?.ready_ms,
-      vs_nginx: r.best ? { rps: ratio(r.best.rps, ref?.rps), p50: ratio(r.best.p50_ms, ref?.p50_ms), p99: ratio(r.best.p99_ms, ref?.p99_ms), idle_rss: ratio(r.best.idle_rss, ref?.idle_rss), peak_rss: ratio(r.peak_rss, results.find((x) => x.reference)?.peak_rss) } : undefined,
+      reference: refRow?.name,
+      vs_nginx: r.best ? { rps: ratio(r.best.rps, ref?.rps), p50: ratio(r.best.p50_ms, ref?.p50_ms), p99: ratio(r.best.p99_ms, ref?.p99_ms), idle_rss: ratio(r.best.idle_rss, ref?.idle_rss), peak_rss: ratio(r.peak_rss, refRow?.peak_rss) } : undefined,
       passes: r.passes.map(({ raw: _raw, ...p }) => p),
     };
   }),

@@ -1,48 +1,25 @@
-import { test, before, after } from 'node:test';
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import https from 'node:https';
 import tls from 'node:tls';
 import type { IncomingHttpHeaders } from 'node:http';
 import { startGateway, startUpstream, send, type TestGateway, type Upstream } from './helpers/harness.js';
+import { testCa, type Pair } from './helpers/certs.js';
 import { ConfigError } from '../src/lib/errors.js';
 
-interface Pair {
-  cert: string;
-  key: string;
-}
-
-const dir = mkdtempSync(join(tmpdir(), 'gatehouse-tls-'));
-const pem = (name: string) => readFileSync(join(dir, name), 'utf8');
-let ca: string;
-const certs: Record<string, Pair> = {};
-
-/** A leaf signed by the test CA: CN `cn`, SANs `names`; `days` -1 makes it expired. */
-function leaf(file: string, cn: string, names: string[], days = 2): Pair {
-  const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${file}.key`, '-out', `${file}.csr`, '-subj', `/CN=${cn}`);
-  writeFileSync(join(dir, `${file}.ext`), `subjectAltName=${names.map((n) => `DNS:${n}`).join(',')}\n`);
-  openssl('x509', '-req', '-in', `${file}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-set_serial', String(Object.keys(certs).length + 2), '-days', String(days), '-extfile', `${file}.ext`, '-out', `${file}.pem`);
-  return { cert: pem(`${file}.pem`), key: pem(`${file}.key`) };
-}
-
-before(() => {
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-subj', '/CN=Gatehouse Test CA', '-days', '2'], { cwd: dir, stdio: 'pipe' });
-  ca = pem('ca.pem');
-  certs.a = leaf('a', 'a.example', ['a.example']);
-  certs.b = leaf('b', 'b.example', ['b.example']);
-  certs.wild = leaf('wild', '*.wild.example', ['*.wild.example']);
-  certs.expired = leaf('expired', 'expired.example', ['expired.example'], -1);
-  certs.a2 = leaf('a2', 'a.example (renewed)', ['a.example']);
-});
+const authority = testCa();
+const ca = authority.ca;
+const certs: Record<string, Pair> = {
+  a: authority.leaf('a.example', ['a.example']),
+  b: authority.leaf('b.example', ['b.example']),
+  wild: authority.leaf('*.wild.example', ['*.wild.example']),
+  expired: authority.leaf('expired.example', ['expired.example'], -1),
+  a2: authority.leaf('a.example (renewed)', ['a.example']),
+};
 
 const cleanup: (() => Promise<void>)[] = [];
 after(async () => {
   for (const c of cleanup.reverse()) await c();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 let up: Upstream;
@@ -89,12 +66,21 @@ const standard = () => [
   { ...certs.expired, snis: ['expired.example'] },
 ];
 
-/** Handshakes and returns the presented certificate's CN and the negotiated ALPN protocol. */
-function handshake(port: number, options: tls.ConnectionOptions = {}): Promise<{ cn: string; alpn: string | false | null; authorized: boolean; error: string | undefined }> {
+interface Handshake {
+  cn: string;
+  alpn: string | false | null;
+  authorized: boolean;
+  error: string | undefined;
+  version: string | null;
+  cipher: string;
+}
+
+/** Handshakes and returns the presented certificate's CN, the negotiated ALPN protocol, TLS version and cipher. */
+function handshake(port: number, options: tls.ConnectionOptions = {}): Promise<Handshake> {
   return new Promise((resolve, reject) => {
     const socket = tls.connect({ host: '127.0.0.1', port, ca, rejectUnauthorized: false, ...options }, () => {
       const cn = String(socket.getPeerCertificate().subject?.CN ?? '');
-      resolve({ cn, alpn: socket.alpnProtocol, authorized: socket.authorized, error: socket.authorizationError?.toString() });
+      resolve({ cn, alpn: socket.alpnProtocol, authorized: socket.authorized, error: socket.authorizationError?.toString(), version: socket.getProtocol(), cipher: socket.getCipher().name });
       socket.end();
     });
     socket.on('error', reject);
@@ -147,13 +133,68 @@ test('the certificate is chosen by SNI: exact names, a wildcard, the first one b
   assert.equal(expired.error, 'CERT_HAS_EXPIRED');
 });
 
-test('TLS 1.2+ only; ALPN answers http/1.1', async () => {
+test('TLS 1.2 and 1.3 by default, ECDHE ciphers for 1.2; ALPN prefers h2, HTTP/1.1 for clients without h2', async () => {
   const u = await upstream();
   const gw = await gateway(config(u.url, standard()));
-  const h = await handshake(gw.tlsPort!, { servername: 'a.example', ALPNProtocols: ['h2', 'http/1.1'] });
-  assert.equal(h.alpn, 'http/1.1');
-  assert.equal((await handshake(gw.tlsPort!, { servername: 'a.example', maxVersion: 'TLSv1.2' })).cn, 'a.example');
+  const h2 = await handshake(gw.tlsPort!, { servername: 'a.example', ALPNProtocols: ['h2', 'http/1.1'] });
+  assert.equal(h2.alpn, 'h2');
+  assert.equal(h2.version, 'TLSv1.3');
+  assert.equal((await handshake(gw.tlsPort!, { servername: 'a.example', ALPNProtocols: ['http/1.1'] })).alpn, 'http/1.1');
+  assert.equal((await handshake(gw.tlsPort!, { servername: 'a.example' })).alpn, false);
+  const tls12 = await handshake(gw.tlsPort!, { servername: 'a.example', maxVersion: 'TLSv1.2' });
+  assert.equal(tls12.cn, 'a.example');
+  assert.equal(tls12.version, 'TLSv1.2');
+  assert.match(tls12.cipher, /^ECDHE-ECDSA-(AES\d+-GCM|CHACHA20-POLY1305)/);
+  // A TLS 1.2 cipher outside the default list (CBC) is not offered.
+  await assert.rejects(handshake(gw.tlsPort!, { servername: 'a.example', maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES128-SHA256' }));
   await assert.rejects(handshake(gw.tlsPort!, { servername: 'a.example', minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT:@SECLEVEL=0' }));
+  // A request over a connection without ALPN is served as HTTP/1.1.
+  assert.equal((await get(gw.tlsPort!, '/open', { servername: 'a.example' })).status, 200);
+});
+
+test('ssl_protocols and ssl_ciphers apply to new handshakes after a reload, with and without SNI', async () => {
+  const u = await upstream();
+  const gw = await gateway(config(u.url, standard()));
+  const onlyTls13 = { _gatehouse: { access_log: false, ssl_protocols: 'TLSv1.3' } };
+  gw.gateway.reload(config(u.url, standard(), onlyTls13));
+  for (const servername of ['a.example', undefined]) {
+    await assert.rejects(handshake(gw.tlsPort!, { servername, maxVersion: 'TLSv1.2' }), `TLS 1.2 refused (SNI ${servername})`);
+    const ok = await handshake(gw.tlsPort!, { servername });
+    assert.equal(ok.version, 'TLSv1.3');
+    assert.equal(ok.cn, 'a.example');
+  }
+  assert.equal((await get(gw.tlsPort!, '/open', { servername: 'a.example' })).status, 200);
+
+  const onlyOneCipher = { _gatehouse: { access_log: false, ssl_protocols: 'TLSv1.2', ssl_ciphers: 'ECDHE-ECDSA-AES256-GCM-SHA384' } };
+  gw.gateway.reload(config(u.url, standard(), onlyOneCipher));
+  for (const servername of ['b.example', undefined]) {
+    const ok = await handshake(gw.tlsPort!, { servername });
+    assert.equal(ok.version, 'TLSv1.2');
+    assert.equal(ok.cipher, 'ECDHE-ECDSA-AES256-GCM-SHA384');
+    await assert.rejects(handshake(gw.tlsPort!, { servername, minVersion: 'TLSv1.3' }), `TLS 1.3 refused (SNI ${servername})`);
+    await assert.rejects(handshake(gw.tlsPort!, { servername, ciphers: 'ECDHE-ECDSA-AES128-GCM-SHA256' }), `other ciphers refused (SNI ${servername})`);
+  }
+});
+
+test('a bad ssl_protocols or ssl_ciphers is a config error naming the field; the running TLS settings stay', async () => {
+  const u = await upstream();
+  const gw = await gateway(config(u.url, standard(), { _gatehouse: { access_log: false, ssl_protocols: 'TLSv1.3' } }));
+  const cases: [object, string][] = [
+    [{ ssl_ciphers: 'NOT-A-CIPHER:ALSO-NOT' }, '_gatehouse.ssl_ciphers: OpenSSL refuses the cipher list'],
+    [{ ssl_ciphers: 'TLS_AES_128_GCM_SHA256' }, '_gatehouse.ssl_ciphers: names no TLS 1.2 cipher'],
+    [{ ssl_protocols: 'TLSv1.1 TLSv1.2' }, '_gatehouse.ssl_protocols: TLSv1.1 is not supported (TLS 1.0 and 1.1 are deprecated, RFC 8996)'],
+    [{ ssl_protocols: 'TLSv1.2 TLSv1.4' }, '_gatehouse.ssl_protocols: unknown protocol "TLSv1.4"'],
+    [{ ssl_protocols: ' ' }, '_gatehouse.ssl_protocols: names no protocol'],
+  ];
+  for (const [settings, message] of cases) {
+    assert.throws(
+      () => gw.gateway.reload(config(u.url, standard(), { _gatehouse: { access_log: false, ...settings } })),
+      (err: unknown) => err instanceof ConfigError && err.errors.some((e) => e.startsWith(message)),
+      message,
+    );
+  }
+  await assert.rejects(handshake(gw.tlsPort!, { servername: 'a.example', maxVersion: 'TLSv1.2' }));
+  assert.equal((await handshake(gw.tlsPort!, { servername: 'a.example' })).version, 'TLSv1.3');
 });
 
 test('requests over TLS: X-Forwarded-Proto https, https-only routes, the same validation as plain HTTP', async () => {
@@ -175,6 +216,28 @@ test('requests over TLS: X-Forwarded-Proto https, https-only routes, the same va
     req.end();
   });
   assert.equal(bad, (await send(`${gw.url}/open`, { method: 'TRACE' })).status);
+});
+
+test('HTTP/1.1 on the TLS listener keeps the plain listener\'s parser and keep-alive settings', async () => {
+  const u = await upstream();
+  const gw = await gateway(config(u.url, standard()));
+  const agent = new https.Agent({ keepAlive: true, maxSockets: 1, ALPNProtocols: ['http/1.1'] });
+  try {
+    const r = await get(gw.tlsPort!, '/open', { servername: 'a.example', agent });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['keep-alive'], 'timeout=60', 'keepAliveTimeout 60 s, as on the plain listener');
+    const big = await new Promise<number>((resolve, reject) => {
+      const req = https.request({ host: '127.0.0.1', port: gw.tlsPort, path: '/open', ca, servername: 'a.example', agent: false, headers: { host: 'a.example', 'x-big': 'x'.repeat(20_000) } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    assert.equal(big, 431, 'maxHeaderSize 16 KiB');
+  } finally {
+    agent.destroy();
+  }
 });
 
 test('a route restricted to snis [a.example] is not reachable with SNI b.example, even with Host a.example', async () => {

@@ -54,18 +54,35 @@ ${extraPorts.map((p) => `    listen 127.0.0.1:${p} backlog=4096;\n`).join('')}  
   return startNginx(nginxBin, dir, 'upstream', nginxConf(dir, 'upstream', server));
 }
 
-/** The reference: nginx reverse proxy, one worker, HTTP/1.1 keep-alive pool of 64 to the upstream. */
-export function startNginxProxy(nginxBin, dir, port, upstreamPort) {
-  const extra = `  upstream bench_upstream {
+const proxyUpstream = (upstreamPort) => `  upstream bench_upstream {
     server 127.0.0.1:${upstreamPort};
     keepalive 64;
     keepalive_requests 10000000;
   }`;
-  const server = `    listen 127.0.0.1:${port} backlog=4096;
-    location / {
+
+const proxyLocation = `    location / {
       proxy_pass http://bench_upstream;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
     }`;
-  return startNginx(nginxBin, dir, 'nginx-proxy', nginxConf(dir, 'nginx-proxy', server, extra));
+
+/** The reference: nginx reverse proxy, one worker, HTTP/1.1 keep-alive pool of 64 to the upstream. */
+export function startNginxProxy(nginxBin, dir, port, upstreamPort) {
+  const server = `    listen 127.0.0.1:${port} backlog=4096;
+${proxyLocation}`;
+  return startNginx(nginxBin, dir, 'nginx-proxy', nginxConf(dir, 'nginx-proxy', server, proxyUpstream(upstreamPort)));
+}
+
+/**
+ * The HTTPS reference: the same proxy terminating TLS with the bench certificate, and the
+ * protocols and TLS 1.2 ciphers Gatehouse uses by default (`ciphers`).
+ */
+export function startNginxTlsProxy(nginxBin, dir, port, upstreamPort, { cert, key, ciphers }) {
+  const server = `    listen 127.0.0.1:${port} ssl backlog=4096;
+    ssl_certificate ${cert};
+    ssl_certificate_key ${key};
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_ciphers ${ciphers};
+${proxyLocation}`;
+  return startNginx(nginxBin, dir, 'nginx-tls-proxy', nginxConf(dir, 'nginx-tls-proxy', server, proxyUpstream(upstreamPort)));
 }

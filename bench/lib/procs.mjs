@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
 import http from 'node:http';
+import https from 'node:https';
 
 const live = new Map(); // pid -> { name, child }
 let watchdog; // { proc, file }: kills the groups listed in file if this script dies by SIGKILL
@@ -133,10 +134,15 @@ export function freePort() {
   });
 }
 
-/** One GET; resolves { status, body, headers } or rejects. */
-export function httpGet(port, path, headers = {}, timeoutMs = 2000) {
+/**
+ * One GET on a new connection; resolves { status, body, headers } or rejects. `tls` for the
+ * HTTPS targets (the bench certificate is self-signed, so it is not verified).
+ */
+export function httpGet(port, path, headers = {}, timeoutMs = 2000, tls = false) {
   return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path, headers, agent: false, timeout: timeoutMs }, (res) => {
+    const options = { host: '127.0.0.1', port, path, headers, agent: false, timeout: timeoutMs };
+    const get = tls ? (cb) => https.get({ ...options, rejectUnauthorized: false }, cb) : (cb) => http.get(options, cb);
+    const req = get((res) => {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString() }));
@@ -150,13 +156,13 @@ export function httpGet(port, path, headers = {}, timeoutMs = 2000) {
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** Polls until GET answers 2xx; throws with the log tail if the process dies or time runs out. */
-export async function waitReady(proc, port, path, headers, timeoutMs = 60_000) {
+export async function waitReady(proc, port, path, headers, timeoutMs = 60_000, tls = false) {
   const deadline = Date.now() + timeoutMs;
   let last = 'no answer';
   while (Date.now() < deadline) {
     if (proc.exitCode !== undefined) throw new Error(`${proc.name} exited (${proc.exitCode}) before it was ready${logTail(proc.logFile)}`);
     try {
-      const r = await httpGet(port, path, headers, 1000);
+      const r = await httpGet(port, path, headers, 1000, tls);
       if (r.status >= 200 && r.status < 300) return r;
       last = `HTTP ${r.status} ${r.body.slice(0, 200)}`;
     } catch (err) {

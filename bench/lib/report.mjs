@@ -14,12 +14,18 @@ export function machineLine(m) {
   return `${m.cpu}, ${m.cores} cores, ${m.memory_gb} GB; Linux ${m.kernel}; Node ${m.node}; nginx ${m.nginx}; ${m.wrk}; ${m.date}`;
 }
 
+/** The row a result's ratios are computed against: its target's `ref`, else the plain nginx reference. */
+export function referenceOf(results, r) {
+  const name = r.target?.ref;
+  return results.find((x) => (name ? x.name === name : x.reference) && x.best);
+}
+
 export function markdownTable(results) {
-  const ref = results.find((r) => r.reference && r.best);
   const head = '| target | req/s | x nginx | p50 ms | x nginx | p99 ms | x nginx | errors | idle RSS MB | x nginx | peak RSS MB | x nginx | req/s per pass |';
   const sep = '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|';
   const rows = results.map((r) => {
     if (!r.best) return `| ${r.label} | ${r.note ?? 'not measured'} |  |  |  |  |  |  |  |  |  |  |  |`;
+    const ref = referenceOf(results, r);
     const b = r.best;
     const x = (v, rv) => (ref && rv ? fmtX(v / rv) : '');
     const rss = r.direct ? ['', '', '', ''] : [fmtMb(b.idle_rss), x(b.idle_rss, ref?.best.idle_rss), fmtMb(r.peak_rss), x(r.peak_rss, ref?.peak_rss)];
@@ -43,6 +49,9 @@ export function checkTargets(results, idle) {
   add('a vs express-gateway', '>= 8x', ratio('gatehouse-a', 'express-gateway'), (v) => v >= 8);
   add('e (proxy-cache hit) vs a (issue 8: a hit at least as fast as the proxy path)', '>= 1x', ratio('gatehouse-e', 'gatehouse-a'), (v) => v >= 1);
   add('e (proxy-cache hit) vs nginx proxying (issue 8: quoted)', 'quoted', ratio('gatehouse-e', 'nginx'), () => true);
+  add('tls: HTTPS req/s vs nginx over HTTPS (issue 9: quoted)', 'quoted', ratio('gatehouse-tls', 'nginx-tls'), () => true);
+  add('tls vs a (cost of TLS termination in Gatehouse; nginx over HTTPS vs plain for comparison below)', 'quoted', ratio('gatehouse-tls', 'gatehouse-a'), () => true);
+  add('nginx over HTTPS vs plain nginx', 'quoted', ratio('nginx-tls', 'nginx'), () => true);
   add('a: RSS 1 s after the first answer, one worker', '<= 80 MB (see the idle row below)', by['gatehouse-a']?.best.idle_rss, (v) => v <= 80 * MB, (v) => `${fmtMb(v)} MB`);
   if (idle?.settled_idle_rss_bytes) add(`idle RSS after 20 s without traffic (bench/idle-connections.mjs, ${idle.date.slice(0, 10)})`, '<= 80 MB', idle.settled_idle_rss_bytes, (v) => v <= 80 * MB, (v) => `${fmtMb(v)} MB`);
   if (idle) add(`10,000 idle keep-alive connections add (bench/idle-connections.mjs, ${idle.date.slice(0, 10)})`, '<= 250 MB', idle.added_bytes, (v) => v <= 250 * MB, (v) => `${fmtMb(v)} MB`);

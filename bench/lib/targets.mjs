@@ -1,10 +1,12 @@
 // The proxies under test. Each target knows how to start itself (one worker/process, pointing at
 // the upstream) and what wrk should send it. Every target gets the same request, GET /api/hello,
 // except scenario c, which rotates over one request per route.
-import { copyFileSync, cpSync, mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { startProcess, cleanEnv, httpGet } from './procs.mjs';
-import { startNginxProxy } from './nginx.mjs';
+import { startNginxProxy, startNginxTlsProxy } from './nginx.mjs';
 import { ensurePeer, ROOT } from './setup.mjs';
 import { manyRoutes, requestList, rotatingLua } from './routes.mjs';
 
@@ -21,11 +23,32 @@ function gatehouseConfig(upstreamPort, routeExtra = {}, top = {}) {
   };
 }
 
-function startGatehouse(ctx, name, port, config, workers = 1) {
+/** With `tls`, the measured port is the HTTPS listener's and the plain one takes any free port. */
+function startGatehouse(ctx, name, port, config, workers = 1, { tls = false } = {}) {
   const file = join(ctx.dir, `${name}.json`);
   writeFileSync(file, JSON.stringify(config));
-  const args = [join(ctx.gatehouseRoot ?? ROOT, 'bin', 'gatehouse.js'), 'start', '--config', file, '--proxy-listen', `127.0.0.1:${port}`, '--admin-listen', 'off', '--workers', String(workers), '--grace-period', '1'];
+  const listen = tls ? ['--proxy-listen', '127.0.0.1:0', '--proxy-listen-tls', `127.0.0.1:${port}`] : ['--proxy-listen', `127.0.0.1:${port}`];
+  const args = [join(ctx.gatehouseRoot ?? ROOT, 'bin', 'gatehouse.js'), 'start', '--config', file, ...listen, '--admin-listen', 'off', '--workers', String(workers), '--grace-period', '1'];
   return startProcess(name, process.execPath, [...(ctx.nodeArgs ?? []), ...args], { logFile: join(ctx.dir, `${name}.out`) });
+}
+
+/**
+ * The certificate both HTTPS targets serve: ECDSA P-256, self-signed, made once per run with the
+ * openssl binary in the run's temp dir.
+ */
+function benchCertificate(ctx) {
+  const cert = join(ctx.dir, 'bench-tls.crt');
+  const key = join(ctx.dir, 'bench-tls.key');
+  if (!existsSync(cert)) {
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-subj', '/CN=localhost', '-days', '2', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'], { stdio: 'pipe' });
+  }
+  return { cert, key };
+}
+
+/** Gatehouse's default TLS 1.2 cipher list (`_gatehouse.ssl_ciphers`), so nginx offers the same. */
+async function gatehouseCiphers(ctx) {
+  const { DEFAULT_SSL_CIPHERS } = await import(pathToFileURL(join(ctx.gatehouseRoot ?? ROOT, 'dist', 'src', 'tls', 'policy.js')).href);
+  return DEFAULT_SSL_CIPHERS;
 }
 
 /** Scenario b's plugin set; the bench skips b until the registry has all of them. */
@@ -130,6 +153,32 @@ export const TARGETS = [
           },
         ],
       }),
+  },
+  {
+    name: 'nginx-tls',
+    label: 'nginx reverse proxy over HTTPS, same certificate (reference for the HTTPS rows)',
+    tls: true,
+    ref: 'nginx-tls',
+    async prepare(ctx) {
+      this.certificate = { ...benchCertificate(ctx), ciphers: await gatehouseCiphers(ctx) };
+    },
+    start(ctx, port) {
+      return startNginxTlsProxy(ctx.nginx, ctx.dir, port, ctx.upstreamPort, this.certificate);
+    },
+  },
+  {
+    name: 'gatehouse-tls',
+    label: 'Gatehouse tls: as a, over HTTPS (ratios vs nginx over HTTPS)',
+    tls: true,
+    ref: 'nginx-tls',
+    prepare(ctx) {
+      this.certificate = benchCertificate(ctx);
+    },
+    start(ctx, port) {
+      const { cert, key } = this.certificate;
+      const config = gatehouseConfig(ctx.upstreamPort, {}, { certificates: [{ cert: readFileSync(cert, 'utf8'), key: readFileSync(key, 'utf8') }] });
+      return startGatehouse(ctx, 'gatehouse-tls', port, config, 1, { tls: true });
+    },
   },
   {
     name: 'fast-gateway',

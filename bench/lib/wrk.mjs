@@ -26,10 +26,10 @@ export function writeWrkScript(dir, name, lua = '') {
 /**
  * One wrk run. Returns { rps, p50_ms, p90_ms, p99_ms, max_ms, requests, errors, non2xx, socketErrors, raw }.
  */
-export async function runWrk(wrkBin, { dir, name, port, path, headers = {}, script, seconds, threads = 1, connections = 50 }) {
+export async function runWrk(wrkBin, { dir, name, port, path, headers = {}, script, seconds, threads = 1, connections = 50, scheme = 'http' }) {
   const args = [`-t${threads}`, `-c${connections}`, `-d${seconds}s`, '--latency', '-s', script];
   for (const [k, v] of Object.entries(headers)) args.push('-H', `${k}: ${v}`);
-  args.push(`http://127.0.0.1:${port}${path}`);
+  args.push(`${scheme}://127.0.0.1:${port}${path}`);
   const logFile = join(dir, `wrk-${name}-${Date.now()}.out`);
   const proc = startProcess(`wrk ${name}`, wrkBin, args, { logFile });
   const code = await proc.exited;

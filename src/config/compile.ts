@@ -292,7 +292,10 @@ export function compileSnapshot(normal: NormalConfig, deps: CompileDeps, version
   const caById = new Map(normal.caCertificates.map((c) => [c.id, c]));
   const clientRequest = clientCertificateRequest(normal, caById);
   // Before any plugin is created, so a bad certificate leaves nothing to dispose.
-  const tls = deps.previous?.tls.key === TlsContexts.keyOf(normal.certificates, clientRequest) ? deps.previous.tls : new TlsContexts(normal.certificates, clientRequest);
+  const tls =
+    deps.previous?.tls.key === TlsContexts.keyOf(normal.certificates, normal.tlsPolicy, clientRequest)
+      ? deps.previous.tls
+      : new TlsContexts(normal.certificates, normal.tlsPolicy, clientRequest);
   const prev = carryOf(deps.previous);
   const settings = compileSettings(normal.config._gatehouse);
 

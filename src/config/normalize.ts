@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { checkCertificates, type NormalCertificate } from '../tls/certificates.js';
 import { checkUpstreams, type NormalUpstream } from '../upstream/normalize.js';
 import { checkCaCertificates, type NormalCaCertificate } from '../tls/ca-certificates.js';
+import { checkTlsPolicy, DEFAULT_TLS_POLICY, type TlsPolicy } from '../tls/policy.js';
 
 export interface NormalService {
   id: string;
@@ -70,6 +71,8 @@ export interface NormalConfig {
   certificates: NormalCertificate[];
   upstreams: NormalUpstream[];
   caCertificates: NormalCaCertificate[];
+  /** `_gatehouse.ssl_protocols` and `ssl_ciphers`, checked. */
+  tlsPolicy: TlsPolicy;
 }
 
 /** Service fields that only mean something for an https upstream (Kong refuses them otherwise). */
@@ -392,6 +395,8 @@ function checkEntities(config: DeclarativeConfig, plugins: ReadonlyMap<string, P
     if (!known[ref.table].has(ref.id)) err(ref.at, `no ${ref.table === 'certificates' ? 'certificate' : 'ca_certificate'} with id "${ref.id}"`);
   }
 
+  const tlsPolicy = checkTlsPolicy(config._gatehouse, err) ?? DEFAULT_TLS_POLICY;
+
   if (errors.length) throw new ConfigError([...new Set(errors)]);
-  return { config, services, routes, plugins: pluginList, consumers, credentials, certificates, caCertificates, upstreams };
+  return { config, services, routes, plugins: pluginList, consumers, credentials, certificates, caCertificates, upstreams, tlsPolicy };
 }

@@ -1,6 +1,7 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { AclEntry, BasicAuthCredential, HmacAuthCredential, JwtSecret, KeyAuthCredential } from './credentials.js';
 import { TargetEntity, UpstreamEntity } from '../upstream/schema.js';
+import { DEFAULT_SSL_CIPHERS, DEFAULT_SSL_PROTOCOLS } from '../tls/policy.js';
 
 /**
  * The declarative config, Kong 3.x shape (`_format_version: "3.0"`), with Kong's field names and
@@ -154,6 +155,14 @@ export const GatehouseSettings = Type.Object(
     dns_resolver: Type.Array(Type.String({ minLength: 1 }), {
       default: [],
       description: 'Name servers ("ip" or "ip:port") for target host names; empty: the system resolver and hosts file.',
+    }),
+    ssl_protocols: Type.String({
+      default: DEFAULT_SSL_PROTOCOLS,
+      description: 'TLS versions of the HTTPS listener, space-separated (as kong.conf): TLSv1.2, TLSv1.3. TLSv1 and TLSv1.1 are refused.',
+    }),
+    ssl_ciphers: Type.String({
+      default: DEFAULT_SSL_CIPHERS,
+      description: 'OpenSSL cipher list for TLS 1.2 on the HTTPS listener (as kong.conf); default: Mozilla intermediate, ECDHE with AEAD only. TLS 1.3 suites stay OpenSSL\'s.',
     }),
   },
   { additionalProperties: false, default: {} },

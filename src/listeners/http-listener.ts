@@ -1,9 +1,10 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import https from 'node:https';
+import http2, { type Http2SecureServer, type Http2ServerRequest, type ServerHttp2Session } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { RequestHandler } from '../pipeline/handler.js';
-import { ALLOWED_METHODS, normalizeRequest, unsupportedVersionStatus, validateRequest, type Rejection } from './request-validation.js';
+import { ALLOWED_METHODS, normalizeHttp2Request, normalizeRequest, unsupportedVersionStatus, validateHttp2Request, validateRequest, type Rejection } from './request-validation.js';
+import { Http2Response } from './http2-response.js';
 import type { Logger } from '../observability/logger.js';
 import type { TlsContexts } from '../tls/contexts.js';
 import { secureServerOptions, type TlsBinding } from '../tls/server.js';
@@ -46,7 +47,7 @@ function endSocket(socket: Socket | Duplex, status: number, extra: Record<string
 }
 
 /** Parser and timeout options shared by the plain and the TLS listener. */
-const SERVER_OPTIONS: http.ServerOptions = {
+const SERVER_OPTIONS = {
   // Host rules (including a missing Host) are checked by validateRequest, answered like the others.
   requireHostHeader: false,
   maxHeaderSize: 16384,
@@ -55,15 +56,29 @@ const SERVER_OPTIONS: http.ServerOptions = {
   requestTimeout: 0,
   joinDuplicateHeaders: false,
   insecureHTTPParser: false,
-};
+} satisfies http.ServerOptions;
+
+/**
+ * HTTP/2 settings of the TLS listener. Node advertises no stream limit by default; 128 is nginx's
+ * http2_max_concurrent_streams. Node answers 431 above 16 KiB of headers, as for HTTP/1.1; the
+ * advertised header list size lets nghttp2 refuse much larger ones before decoding them.
+ */
+const HTTP2_SETTINGS: http2.Settings = { maxConcurrentStreams: 128, maxHeaderListSize: 32768 };
+
+/** The TLS listener's server: HTTP/2 responses are Http2Response, HTTP/1.1 ones node:http's. */
+type TlsServer = Http2SecureServer<typeof IncomingMessage, typeof ServerResponse, typeof Http2ServerRequest, typeof Http2Response>;
+
+/** An HTTP/2 session without any frame for this long is closed with GOAWAY (streams still open finish first). */
+const HTTP2_IDLE_TIMEOUT_MS = SERVER_OPTIONS.keepAliveTimeout;
 
 /**
  * The proxy's HTTP/1.1 listener: node's strict parser, plus request validation before routing.
- * With `tls` it is the HTTPS listener: the same options, callbacks and validation over TLS, the
- * certificate chosen per handshake from the live snapshot.
+ * With `tls` it is the HTTPS listener: a node:http2 secure server with `allowHTTP1`, so ALPN picks
+ * HTTP/2 or HTTP/1.1 per connection and both reach the same handler after the same validation;
+ * the certificate is chosen per handshake from the live snapshot.
  */
 export class HttpListener {
-  readonly server: http.Server | https.Server;
+  readonly server: http.Server | TlsServer;
   private draining = false;
   private readonly handler: RequestHandler;
   private readonly logger: Logger;
@@ -71,26 +86,33 @@ export class HttpListener {
   private readonly tls: TlsBinding | undefined;
   /** Key of the certificate set whose default is installed on the server. */
   private defaultKey: string | undefined;
+  /** TLS listener: open HTTP/2 sessions (closed with GOAWAY on drain) and all connections (for forceClose). */
+  private readonly sessions = new Set<ServerHttp2Session>();
+  private readonly sockets = new Set<Socket>();
 
   constructor(handler: RequestHandler, logger: Logger, tls?: TlsBinding) {
     this.handler = handler;
     this.logger = logger;
     this.tls = tls;
-    const onRequest = (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res, false);
-    this.server = tls ? https.createServer({ ...SERVER_OPTIONS, ...secureServerOptions(tls, logger) }, onRequest) : http.createServer(SERVER_OPTIONS, onRequest);
     if (tls) {
-      this.useCertificates(tls.contexts());
-      this.server.on('tlsClientError', (err: Error & { code?: string }, socket: Duplex) => {
-        socket.destroy();
-        const none = tls.contexts().size === 0;
-        const fields = { type: 'tls', reason: err.code ?? err.message, client_ip: (socket as Socket).remoteAddress };
-        if (none) logger.warn(fields, 'TLS handshake refused: no certificate is configured');
-        else logger.info(fields, 'TLS handshake failed');
-      });
+      const server = http2.createSecureServer(
+        { ...secureServerOptions(tls, logger), allowHTTP1: true, settings: HTTP2_SETTINGS, Http2ServerResponse: Http2Response },
+        (req, res) => this.onTlsRequest(req, res, false),
+      );
+      // The HTTP/1.1 side of an allowHTTP1 server reads node:http's parser and timeout settings
+      // from the server object (as http.createServer stores them), not from the options.
+      Object.assign(server, SERVER_OPTIONS);
+      this.server = server;
+      this.watchTls(server, tls);
+    } else {
+      this.server = http.createServer(SERVER_OPTIONS, (req, res) => this.onRequest(req, res, false));
     }
     // With a listener here node leaves "100 Continue" to us: a request we refuse gets its final
     // status at once instead of an invitation to send a body first.
-    this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res, true));
+    this.server.on('checkContinue', (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2Response) => {
+      if (tls) this.onTlsRequest(req, res, true);
+      else this.onRequest(req as IncomingMessage, res as ServerResponse, true);
+    });
     this.server.on('clientError', (err: Error & { code?: string; rawPacket?: Buffer }, socket: Duplex) => {
       if (!socket.writable || err.code === 'ECONNRESET') {
         socket.destroy();
@@ -100,11 +122,45 @@ export class HttpListener {
       endSocket(socket, status);
       logger.info({ type: 'access', status, reason: `parse error (${err.code ?? err.message})`, client_ip: (socket as Socket).remoteAddress }, 'request rejected');
     });
-    // CONNECT arrives here rather than as a request; validation refuses it like any other invalid request.
-    this.server.on('connect', (req: IncomingMessage, socket: Duplex) => {
-      const rejection = validateRequest(req) ?? { status: 405, reason: 'CONNECT is not supported' };
+    // CONNECT arrives here rather than as a request; validation refuses it like any other invalid
+    // request. Over HTTP/2 node passes the stream's request and response instead of a socket.
+    this.server.on('connect', (req: IncomingMessage | Http2ServerRequest, socket: Duplex | Http2Response) => {
+      if (socket instanceof Http2Response) {
+        this.reject(req as Http2ServerRequest, socket, { status: 405, reason: 'CONNECT is not supported', headers: { allow: ALLOWED_METHODS } });
+        return;
+      }
+      const rejection = validateRequest(req as IncomingMessage) ?? { status: 405, reason: 'CONNECT is not supported' };
       endSocket(socket, rejection.status, rejection.headers);
       this.logRejection(req, rejection);
+    });
+  }
+
+  /** Handshake failures, HTTP/2 session bookkeeping and errors of the TLS listener. */
+  private watchTls(server: TlsServer, tls: TlsBinding): void {
+    const logger = this.logger;
+    this.useCertificates(tls.contexts());
+    server.on('connection', (socket: Socket) => {
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
+    });
+    // Ahead of node's own listener, which re-emits the error as 'clientError': the socket is
+    // destroyed first, so no HTTP/1.1 error text is written into a failed handshake.
+    server.prependListener('tlsClientError', (err: Error & { code?: string }, socket: Duplex) => {
+      socket.destroy();
+      const none = tls.contexts().size === 0;
+      const fields = { type: 'tls', reason: err.code ?? err.message, client_ip: (socket as Socket).remoteAddress };
+      if (none) logger.warn(fields, 'TLS handshake refused: no certificate is configured');
+      else logger.info(fields, 'TLS handshake failed');
+    });
+    server.on('session', (session: ServerHttp2Session) => {
+      if (this.draining) session.close();
+      this.sessions.add(session);
+      session.once('close', () => this.sessions.delete(session));
+      session.setTimeout(HTTP2_IDLE_TIMEOUT_MS, () => session.close());
+    });
+    // A session's protocol or socket error ends that session only; node has already destroyed it.
+    server.on('sessionError', (err: Error & { code?: string }, session: ServerHttp2Session) => {
+      logger.info({ type: 'http2', reason: err.code ?? err.message, client_ip: session.socket?.remoteAddress }, 'HTTP/2 session failed');
     });
   }
 
@@ -113,16 +169,46 @@ export class HttpListener {
    * for a client certificate; SNI handshakes read the live certificates themselves.
    */
   useCertificates(contexts: TlsContexts): void {
-    if (!this.tls || !(this.server instanceof https.Server)) return;
+    if (!this.tls || this.server instanceof http.Server) return;
     if (this.defaultKey === contexts.key) return;
     this.defaultKey = contexts.key;
     this.server.setSecureContext(this.tls.defaultOptions(contexts));
     // Node reads this per accepted connection; the constructor's option only sets the first value.
-    (this.server as https.Server & { requestCert: boolean }).requestCert = contexts.clientCertificates.request;
+    (this.server as Http2SecureServer & { requestCert: boolean }).requestCert = contexts.clientCertificates.request;
   }
 
-  private logRejection(req: IncomingMessage, rejection: Rejection): void {
+  private logRejection(req: IncomingMessage | Http2ServerRequest, rejection: Rejection): void {
     this.logger.info({ type: 'access', method: req.method, status: rejection.status, reason: rejection.reason, client_ip: req.socket.remoteAddress }, 'request rejected');
+  }
+
+  /** A request on the TLS listener: HTTP/2 streams and HTTP/1.1 requests arrive on the same event. */
+  private onTlsRequest(req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2Response, expectsContinue: boolean): void {
+    if (req.httpVersionMajor === 2) this.onHttp2Request(req as Http2ServerRequest, res as Http2Response, expectsContinue);
+    else this.onRequest(req as IncomingMessage, res as ServerResponse, expectsContinue);
+  }
+
+  private onHttp2Request(req: Http2ServerRequest, res: Http2Response, expectsContinue: boolean): void {
+    const rejection = validateHttp2Request(req);
+    if (rejection) return this.reject(req, res, rejection);
+    normalizeHttp2Request(req);
+    if (req.url === '*') {
+      res.writeHead(200, { allow: ALLOWED_METHODS, 'content-length': 0 });
+      res.end();
+      return;
+    }
+    if (expectsContinue) res.writeContinue();
+    // Http2Response and the normalised request carry what the handler reads from their HTTP/1 counterparts.
+    this.handler.handle(req as unknown as IncomingMessage, res as unknown as ServerResponse);
+  }
+
+  /** Answers a refused HTTP/2 request on its stream; an unread request body is cut off with RST_STREAM(NO_ERROR). */
+  private reject(req: Http2ServerRequest, res: Http2Response, rejection: Rejection): void {
+    const body = errorBody(rejection.status);
+    res.writeHead(rejection.status, { ...rejection.headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+    res.end(body, () => {
+      if (!req.complete) req.stream.close(http2.constants.NGHTTP2_NO_ERROR);
+    });
+    this.logRejection(req, rejection);
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): void {
@@ -169,11 +255,16 @@ export class HttpListener {
   beginDrain(): Promise<void> {
     this.draining = true;
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.server.closeIdleConnections();
+    // An allowHTTP1 Http2SecureServer has it too (for its HTTP/1.1 connections); the typings omit it.
+    (this.server as http.Server).closeIdleConnections();
+    // GOAWAY: the client opens no new streams here; streams in flight finish, then the session closes.
+    for (const session of this.sessions) session.close();
     return closed;
   }
 
   forceClose(): void {
-    this.server.closeAllConnections();
+    if (this.server instanceof http.Server) return this.server.closeAllConnections();
+    for (const session of this.sessions) session.destroy();
+    for (const socket of this.sockets) socket.destroy();
   }
 }

@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { Http2ServerRequest } from 'node:http2';
 
 /**
  * The one place that decides whether a request that node's parser (llhttp, strict mode) accepted
@@ -114,11 +115,12 @@ export function validateRequest(req: IncomingMessage): Rejection | undefined {
   if (host === undefined) {
     if (req.httpVersionMinor >= 1) return { status: 400, reason: 'missing Host header' };
   } else if (!validHost(host)) return { status: 400, reason: 'invalid Host header' };
+  return checkMethodAndTarget(req.method ?? '', req.url ?? '');
+}
 
-  const method = req.method ?? '';
+/** The rules on the method and the request target, for both protocol versions. */
+function checkMethodAndTarget(method: string, url: string): Rejection | undefined {
   if (method === 'CONNECT' || method === 'TRACE') return { status: 405, reason: `${method} is not supported`, headers: { allow: ALLOWED_METHODS } };
-
-  const url = req.url ?? '';
   let path = url;
   if (url === '*') {
     if (method !== 'OPTIONS') return { status: 400, reason: 'asterisk-form is only valid with OPTIONS' };
@@ -168,6 +170,71 @@ export function normalizeRequest(req: IncomingMessage): void {
   req.rawHeaders = out;
   req.headers = headersFromRaw(out);
   req.headersDistinct = distinctFromRaw(out);
+}
+
+/**
+ * validateRequest for an HTTP/2 request, with the rules nghttp2 leaves to the application.
+ * nghttp2 already resets the stream of a request with malformed or repeated pseudo-headers,
+ * connection-specific fields (Connection, Transfer-Encoding, ...), upper-case names, CR, LF or
+ * NUL in a value, or DATA frames that contradict its Content-Length.
+ */
+export function validateHttp2Request(req: Http2ServerRequest): Rejection | undefined {
+  const raw = req.rawHeaders;
+  let authority: string | undefined;
+  let host: string | undefined;
+  let singletonsSeen: Set<string> | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    // HTTP/2 field names arrive in lower case (nghttp2 refuses others).
+    const name = raw[i]!;
+    if (name === ':authority') authority = raw[i + 1]!;
+    if (!SINGLETON_FIELDS.has(name)) continue;
+    singletonsSeen ??= new Set();
+    if (singletonsSeen.has(name)) return { status: 400, reason: `more than one ${name} header` };
+    singletonsSeen.add(name);
+    if (name === 'host') host = raw[i + 1]!;
+    else if (name === 'content-length' && !CANONICAL_LENGTH.test(raw[i + 1]!)) return { status: 400, reason: 'Content-Length with leading zeros' };
+  }
+  // RFC 9113 8.3.1: a Host that names another authority than :authority makes the request malformed.
+  if (authority !== undefined && host !== undefined && authority.toLowerCase() !== host.toLowerCase()) return { status: 400, reason: 'Host differs from :authority' };
+  const effective = authority ?? host;
+  if (effective === undefined) return { status: 400, reason: 'missing :authority and Host' };
+  if (!validHost(effective)) return { status: 400, reason: authority === undefined ? 'invalid Host header' : 'invalid :authority' };
+  return checkMethodAndTarget(req.method, req.url);
+}
+
+/**
+ * Gives an HTTP/2 request the HTTP/1.1 shape the rest of the gateway reads and forwards (RFC 9113
+ * 8.3.1 and 8.2.3): no pseudo-headers, Host from :authority (else the Host field), the cookie
+ * fields joined into one, underscore aliases of protected names dropped as in normalizeRequest.
+ * A body without Content-Length is marked `Transfer-Encoding: chunked`, the HTTP/1.1 framing it
+ * gets upstream. Call after validateHttp2Request.
+ */
+export function normalizeHttp2Request(req: Http2ServerRequest): void {
+  const raw = req.rawHeaders;
+  const out: string[] = ['host', req.authority || (req.headers.host ?? '')];
+  let cookieAt = -1;
+  let hasLength = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.charCodeAt(0) === 0x3a || name === 'host') continue;
+    if (name.includes('_') && isProtectedAlias(name)) continue;
+    if (name === 'content-length') hasLength = true;
+    if (name === 'cookie') {
+      if (cookieAt >= 0) {
+        out[cookieAt] = `${out[cookieAt]!}; ${raw[i + 1]!}`;
+        continue;
+      }
+      cookieAt = out.length + 1;
+    }
+    out.push(name, raw[i + 1]!);
+  }
+  if (!hasLength && !req.stream.endAfterHeaders) out.push('transfer-encoding', 'chunked');
+  // Own properties in place of the compatibility layer's getters, which hold the HTTP/2 form.
+  Object.defineProperties(req, {
+    rawHeaders: { value: out, writable: true, configurable: true },
+    headers: { value: headersFromRaw(out), writable: true, configurable: true },
+    headersDistinct: { value: distinctFromRaw(out), writable: true, configurable: true },
+  });
 }
 
 /** node's rules for `req.headers` (joinDuplicateHeaders off): these keep the first copy, cookie joins with "; ". */

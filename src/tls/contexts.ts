@@ -1,9 +1,12 @@
 import { createSecureContext, type SecureContext, type SecureContextOptions } from 'node:tls';
 import { ConfigError } from '../lib/errors.js';
 import type { NormalCertificate } from './certificates.js';
+import { DEFAULT_TLS_POLICY, type TlsPolicy } from './policy.js';
 
-/** Protocol floor for every context: TLS 1.2 and 1.3 only. */
-export const MIN_TLS_VERSION = 'TLSv1.2';
+/** Versions and ciphers of a context, with or without a certificate. */
+export function policyOptions(policy: TlsPolicy): SecureContextOptions {
+  return { minVersion: policy.minVersion, maxVersion: policy.maxVersion, ciphers: policy.ciphers };
+}
 
 /** Whether the listener asks clients for a certificate, and which CA names it lists in that request. */
 export interface ClientCertificateRequest {
@@ -19,9 +22,9 @@ export const NO_CLIENT_CERTIFICATES: ClientCertificateRequest = Object.freeze({ 
  * With CA names, node lists them in its certificate request; they are not what client
  * certificates are verified against (mtls-auth verifies against its own CAs).
  */
-export function contextOptions(c: NormalCertificate, client: ClientCertificateRequest = NO_CLIENT_CERTIFICATES): SecureContextOptions {
+export function contextOptions(c: NormalCertificate, policy: TlsPolicy, client: ClientCertificateRequest = NO_CLIENT_CERTIFICATES): SecureContextOptions {
   return {
-    minVersion: MIN_TLS_VERSION,
+    ...policyOptions(policy),
     cert: c.certAlt ? [c.cert, c.certAlt] : c.cert,
     key: c.keyAlt ? [c.key, c.keyAlt] : c.key,
     ...(client.caNames.length ? { ca: [...client.caNames] } : {}),
@@ -45,23 +48,31 @@ export class TlsContexts {
   /** The default certificate, undefined when the config has none. */
   readonly fallback: Entry | undefined;
   readonly size: number;
-  /** Identity of the certificate set: a reload with the same key reuses these contexts. */
+  /** Identity of the certificate set and policy: a reload with the same key reuses these contexts. */
   readonly key: string;
+  /**
+   * Versions and ciphers, set on every context. The server's default context is the one that
+   * counts: OpenSSL fixes the version range and cipher list when a connection starts, and an SNI
+   * switch to a certificate's context changes only the certificate.
+   */
+  readonly policy: TlsPolicy;
+
   /** Client certificates the listener asks for (SNI contexts carry the CA names too: node switches to them). */
   readonly clientCertificates: ClientCertificateRequest;
 
-  static keyOf(certificates: readonly NormalCertificate[], client: ClientCertificateRequest = NO_CLIENT_CERTIFICATES): string {
-    return JSON.stringify([certificates.map((c) => [c.cert, c.key, c.certAlt, c.keyAlt, c.snis]), client.request, client.caNames]);
+  static keyOf(certificates: readonly NormalCertificate[], policy: TlsPolicy, client: ClientCertificateRequest = NO_CLIENT_CERTIFICATES): string {
+    return JSON.stringify([policy.minVersion, policy.maxVersion, policy.ciphers, certificates.map((c) => [c.cert, c.key, c.certAlt, c.keyAlt, c.snis]), client.request, client.caNames]);
   }
 
-  constructor(certificates: readonly NormalCertificate[], client: ClientCertificateRequest = NO_CLIENT_CERTIFICATES) {
-    this.key = TlsContexts.keyOf(certificates, client);
+  constructor(certificates: readonly NormalCertificate[], policy: TlsPolicy = DEFAULT_TLS_POLICY, client: ClientCertificateRequest = NO_CLIENT_CERTIFICATES) {
+    this.key = TlsContexts.keyOf(certificates, policy, client);
+    this.policy = policy;
     this.clientCertificates = client;
     const errors: string[] = [];
     const entries: Entry[] = [];
     for (const certificate of certificates) {
       try {
-        entries.push({ certificate, context: createSecureContext(contextOptions(certificate, client)) });
+        entries.push({ certificate, context: createSecureContext(contextOptions(certificate, policy, client)) });
       } catch (err) {
         errors.push(`${certificate.at}: ${(err as Error).message}`);
       }

@@ -1,26 +1,31 @@
 import type { TlsOptions, SecureContextOptions } from 'node:tls';
 import type { Logger } from '../observability/logger.js';
-import { contextOptions, MIN_TLS_VERSION, type TlsContexts } from './contexts.js';
+import { contextOptions, policyOptions, type TlsContexts } from './contexts.js';
 
 /** What the HTTPS listener needs from the gateway: the live snapshot's certificates. */
 export interface TlsBinding {
   contexts(): TlsContexts;
-  /** Options of the server's own context, used when a client sends no SNI (no SNICallback then). */
+  /**
+   * Options of the server's own context: its certificate is for clients without SNI (no
+   * SNICallback then); its versions and ciphers apply to every handshake.
+   */
   defaultOptions(contexts: TlsContexts): SecureContextOptions;
 }
 
 export function tlsBinding(contexts: () => TlsContexts): TlsBinding {
   return {
     contexts,
-    defaultOptions: (c) => (c.fallback ? contextOptions(c.fallback.certificate, c.clientCertificates) : { minVersion: MIN_TLS_VERSION }),
+    defaultOptions: (c) => (c.fallback ? contextOptions(c.fallback.certificate, c.policy, c.clientCertificates) : policyOptions(c.policy)),
   };
 }
 
-/** TLS options of the HTTPS listener: TLS 1.2+, ALPN http/1.1, the certificate by SNI from the live snapshot. */
+/**
+ * TLS options of the HTTPS listener: the live snapshot's versions and ciphers, the certificate by
+ * SNI from the live snapshot. ALPN (h2, http/1.1) is node:http2's, from `allowHTTP1`.
+ */
 export function secureServerOptions(tls: TlsBinding, logger: Logger): TlsOptions {
   return {
-    minVersion: MIN_TLS_VERSION,
-    ALPNProtocols: ['http/1.1'],
+    ...policyOptions(tls.contexts().policy),
     // Client certificates, when asked for (server.requestCert follows the live config), are
     // never a reason to refuse the handshake: routes without mtls-auth must keep working, and
     // mtls-auth verifies against its own CAs and answers 401 itself.

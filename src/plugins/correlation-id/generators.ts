@@ -31,7 +31,8 @@ function trackerGenerator(): Generator {
   const connections = new WeakMap<Socket, ConnectionInfo>();
   let serial = 0;
   return (ex) => {
-    const socket = ex.req.socket;
+    // An HTTP/2 request's socket is a view of its stream; the connection is the session's.
+    const socket = (ex.req as { stream?: { session?: { socket: Socket } } }).stream?.session?.socket ?? ex.req.socket;
     let info = connections.get(socket);
     if (!info) {
       info = { serial: ++serial, requests: 0, last: undefined };
