@@ -156,6 +156,36 @@ describe('mtls-auth: through the HTTPS listener', () => {
     assert.equal(h['x-client-cert-fingerprint'], fingerprint(certs.alice));
   });
 
+  it('over HTTP/2 too: a valid certificate passes, none gets 401', async () => {
+    const http2 = await import('node:http2');
+    const h2get = (path: string, cert?: Issued) =>
+      new Promise<{ status: number; alpn: string | false | undefined }>((resolve, reject) => {
+        const session = http2.connect(`https://127.0.0.1:${gw.tlsPort}`, {
+          servername: 'localhost',
+          ca: root.cert,
+          ...(cert ? { cert: cert.chain, key: cert.key } : {}),
+        });
+        session.on('error', reject);
+        const stream = session.request({ ':path': path, ':authority': 'localhost' });
+        let status = 0;
+        stream.on('response', (h) => (status = Number(h[':status'])));
+        stream.resume();
+        stream.on('end', () => {
+          const alpn = session.alpnProtocol;
+          session.close();
+          resolve({ status, alpn });
+        });
+        stream.on('error', reject);
+      });
+    const ok = await h2get('/mtls', certs.alice);
+    assert.equal(ok.alpn, 'h2');
+    assert.equal(ok.status, 200);
+    assert.equal(lastUpstream().headers['x-consumer-username'], 'alice');
+    assert.equal(lastUpstream().headers['x-client-cert-fingerprint'], fingerprint(certs.alice));
+    assert.equal((await h2get('/mtls')).status, 401);
+    assert.equal((await h2get('/mtls', certs.wrongCa)).status, 401);
+  });
+
   it('no client certificate: 401 "No required TLS certificate was sent"; the handshake itself succeeds', async () => {
     const res = await get('/mtls');
     assert.equal(res.status, 401);
