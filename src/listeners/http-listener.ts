@@ -1,10 +1,12 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import http2, { type Http2SecureServer, type Http2ServerRequest, type ServerHttp2Session } from 'node:http2';
+import { createRequire } from 'node:module';
+import type { Http2SecureServer, Http2ServerRequest, ServerHttp2Session, Settings as Http2Settings } from 'node:http2';
+import type * as Http2Module from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { RequestHandler } from '../pipeline/handler.js';
 import { ALLOWED_METHODS, normalizeHttp2Request, normalizeRequest, unsupportedVersionStatus, validateHttp2Request, validateRequest, type Rejection } from './request-validation.js';
-import { Http2Response } from './http2-response.js';
+import { http2ResponseClass, type Http2Response } from './http2-response.js';
 import type { Logger } from '../observability/logger.js';
 import type { TlsContexts } from '../tls/contexts.js';
 import { secureServerOptions, type TlsBinding } from '../tls/server.js';
@@ -63,10 +65,14 @@ const SERVER_OPTIONS = {
  * http2_max_concurrent_streams. Node answers 431 above 16 KiB of headers, as for HTTP/1.1; the
  * advertised header list size lets nghttp2 refuse much larger ones before decoding them.
  */
-const HTTP2_SETTINGS: http2.Settings = { maxConcurrentStreams: 128, maxHeaderListSize: 32768 };
+const HTTP2_SETTINGS: Http2Settings = { maxConcurrentStreams: 128, maxHeaderListSize: 32768 };
 
 /** The TLS listener's server: HTTP/2 responses are Http2Response, HTTP/1.1 ones node:http's. */
-type TlsServer = Http2SecureServer<typeof IncomingMessage, typeof ServerResponse, typeof Http2ServerRequest, typeof Http2Response>;
+type TlsServer = Http2SecureServer<typeof IncomingMessage, typeof ServerResponse, typeof Http2ServerRequest, ReturnType<typeof http2ResponseClass>>;
+
+const requireCjs = createRequire(import.meta.url);
+/** RST_STREAM code of a stream cut off without an error (RFC 9113 7). */
+const NGHTTP2_NO_ERROR = 0;
 
 /** An HTTP/2 session without any frame for this long is closed with GOAWAY (streams still open finish first). */
 const HTTP2_IDLE_TIMEOUT_MS = SERVER_OPTIONS.keepAliveTimeout;
@@ -89,14 +95,19 @@ export class HttpListener {
   /** TLS listener: open HTTP/2 sessions (closed with GOAWAY on drain) and all connections (for forceClose). */
   private readonly sessions = new Set<ServerHttp2Session>();
   private readonly sockets = new Set<Socket>();
+  /** The TLS listener's HTTP/2 response class (undefined on the plain listener). */
+  private readonly http2Response: ReturnType<typeof http2ResponseClass> | undefined;
 
   constructor(handler: RequestHandler, logger: Logger, tls?: TlsBinding) {
     this.handler = handler;
     this.logger = logger;
     this.tls = tls;
     if (tls) {
-      const server = http2.createSecureServer(
-        { ...secureServerOptions(tls, logger), allowHTTP1: true, settings: HTTP2_SETTINGS, Http2ServerResponse: Http2Response },
+      // Loaded here, not at module load: node:http2 costs ~5 MB that a plain-HTTP gateway never needs.
+      const h2 = requireCjs('node:http2') as typeof Http2Module;
+      this.http2Response = http2ResponseClass(h2);
+      const server = h2.createSecureServer(
+        { ...secureServerOptions(tls, logger), allowHTTP1: true, settings: HTTP2_SETTINGS, Http2ServerResponse: this.http2Response },
         (req, res) => this.onTlsRequest(req, res, false),
       );
       // The HTTP/1.1 side of an allowHTTP1 server reads node:http's parser and timeout settings
@@ -125,12 +136,12 @@ export class HttpListener {
     // CONNECT arrives here rather than as a request; validation refuses it like any other invalid
     // request. Over HTTP/2 node passes the stream's request and response instead of a socket.
     this.server.on('connect', (req: IncomingMessage | Http2ServerRequest, socket: Duplex | Http2Response) => {
-      if (socket instanceof Http2Response) {
+      if (this.http2Response && socket instanceof this.http2Response) {
         this.reject(req as Http2ServerRequest, socket, { status: 405, reason: 'CONNECT is not supported', headers: { allow: ALLOWED_METHODS } });
         return;
       }
       const rejection = validateRequest(req as IncomingMessage) ?? { status: 405, reason: 'CONNECT is not supported' };
-      endSocket(socket, rejection.status, rejection.headers);
+      endSocket(socket as Duplex, rejection.status, rejection.headers);
       this.logRejection(req, rejection);
     });
   }
@@ -206,7 +217,7 @@ export class HttpListener {
     const body = errorBody(rejection.status);
     res.writeHead(rejection.status, { ...rejection.headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
     res.end(body, () => {
-      if (!req.complete) req.stream.close(http2.constants.NGHTTP2_NO_ERROR);
+      if (!req.complete) req.stream.close(NGHTTP2_NO_ERROR);
     });
     this.logRejection(req, rejection);
   }

@@ -1,4 +1,5 @@
-import dns from 'node:dns';
+import { createRequire } from 'node:module';
+import type * as DnsModule from 'node:dns';
 import net from 'node:net';
 
 /**
@@ -80,12 +81,15 @@ function sameAddresses(a: readonly ResolvedAddress[], b: readonly ResolvedAddres
 }
 
 export class HostResolver {
-  private readonly resolver: dns.promises.Resolver;
+  private readonly resolver: DnsModule.promises.Resolver;
+  private readonly dns: typeof DnsModule;
   private readonly customServers: boolean;
 
   /** Throws (at build time) when a server address is invalid. */
   constructor(options: HostResolverOptions = {}) {
-    this.resolver = new dns.promises.Resolver({ timeout: options.timeoutMs ?? 2000, tries: options.tries ?? 2 });
+    // node:dns is loaded by the first resolver: a config without host-name targets never needs it.
+    this.dns = createRequire(import.meta.url)('node:dns') as typeof DnsModule;
+    this.resolver = new this.dns.promises.Resolver({ timeout: options.timeoutMs ?? 2000, tries: options.tries ?? 2 });
     this.customServers = (options.servers?.length ?? 0) > 0;
     if (this.customServers) this.resolver.setServers(options.servers!.slice());
   }
@@ -121,7 +125,7 @@ export class HostResolver {
 
     if (!this.customServers) {
       try {
-        const found = await dns.promises.lookup(hostname, { all: true });
+        const found = await this.dns.promises.lookup(hostname, { all: true });
         const list = found.filter((a) => a.family === 4 || a.family === 6).map((a) => ({ ip: a.address, family: a.family as 4 | 6 }));
         if (list.length > 0) return { addresses: canonical(list), ttl: LOOKUP_FALLBACK_TTL };
       } catch {
