@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { installCleanup, freePort, startProcess, stopProcess, waitReady, rssOf, processTree, sleep } from './lib/procs.mjs';
-import { ensureTools, gatehouseBuilt, snapshotGatehouse, BENCH_DIR } from './lib/setup.mjs';
+import { ensureTools, gatehouseBuilt, gatehouseNodeFlags, snapshotGatehouse, BENCH_DIR } from './lib/setup.mjs';
 import { startUpstream } from './lib/nginx.mjs';
 
 const { values: opts } = parseArgs({ options: { connections: { type: 'string', default: '10000' } }, strict: true });
@@ -101,7 +101,8 @@ async function main() {
       services: [{ name: 'upstream', url: `http://127.0.0.1:${upstreamPort}`, routes: [{ name: 'api', paths: ['/api'] }] }],
     }),
   );
-  const gh = startProcess('gatehouse', process.execPath, [join(snapshotGatehouse(dir), 'bin', 'gatehouse.js'), 'start', '--config', config, '--proxy-listen', `127.0.0.1:${port}`, '--admin-listen', 'off', '--workers', '1', '--grace-period', '1'], {
+  const root = snapshotGatehouse(dir);
+  const gh = startProcess('gatehouse', process.execPath, [...gatehouseNodeFlags(root), join(root, 'bin', 'gatehouse.js'), 'start', '--config', config, '--proxy-listen', `127.0.0.1:${port}`, '--admin-listen', 'off', '--workers', '1', '--grace-period', '1'], {
     logFile: join(dir, 'gatehouse.out'),
   });
   await waitReady(gh, port, '/api/hello', {}, 30_000);

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { installCleanup, freePort, startProcess, stopProcess, waitReady, cpuSnapshot, otherCpu } from './lib/procs.mjs';
-import { ensureTools, gatehouseBuilt, snapshotGatehouse, BENCH_DIR } from './lib/setup.mjs';
+import { ensureTools, gatehouseBuilt, gatehouseNodeFlags, snapshotGatehouse, BENCH_DIR } from './lib/setup.mjs';
 import { startUpstream } from './lib/nginx.mjs';
 import { runWrk, writeWrkScript } from './lib/wrk.mjs';
 
@@ -52,7 +52,7 @@ const spawnedAt = Date.now();
 const gh = startProcess(
   'gatehouse',
   process.execPath,
-  ['--cpu-prof', `--cpu-prof-dir=${profDir}`, join(snapshotGatehouse(dir), 'bin', 'gatehouse.js'), 'start', '--config', config, '--proxy-listen', `127.0.0.1:${port}`, '--admin-listen', 'off', '--workers', '1', '--grace-period', '1'],
+  ['--cpu-prof', `--cpu-prof-dir=${profDir}`, ...gatehouseNodeFlags(), join(snapshotGatehouse(dir), 'bin', 'gatehouse.js'), 'start', '--config', config, '--proxy-listen', `127.0.0.1:${port}`, '--admin-listen', 'off', '--workers', '1', '--grace-period', '1'],
   { logFile: join(dir, 'gatehouse.out') },
 );
 await waitReady(gh, port, '/api/hello', {}, 30_000);

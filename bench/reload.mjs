@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { manyRoutes } from './lib/routes.mjs';
 import { startProcess, stopProcess, freePort, waitReady, httpGet, sleep, cleanEnv } from './lib/procs.mjs';
-import { BENCH_DIR, ROOT, gatehouseBuilt } from './lib/setup.mjs';
+import { BENCH_DIR, ROOT, gatehouseBuilt, gatehouseNodeFlags } from './lib/setup.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -80,7 +80,7 @@ async function run(workers, upstreamUrl, dir) {
   const adminPort = await freePort();
   const logFile = join(dir, `gatehouse-${workers}.log`);
   const t0 = performance.now();
-  const proc = startProcess(`gatehouse (${workers} workers)`, process.execPath, [join(ROOT, 'bin/gatehouse.js'), 'start', '--config', file, '--workers', String(workers), '--proxy-listen', `127.0.0.1:${proxyPort}`, '--admin-listen', `127.0.0.1:${adminPort}`], {
+  const proc = startProcess(`gatehouse (${workers} workers)`, process.execPath, [...gatehouseNodeFlags(), join(ROOT, 'bin/gatehouse.js'), 'start', '--config', file, '--workers', String(workers), '--proxy-listen', `127.0.0.1:${proxyPort}`, '--admin-listen', `127.0.0.1:${adminPort}`], {
     logFile,
     env: cleanEnv({ GATEHOUSE_LOG_LEVEL: 'warn' }),
   });

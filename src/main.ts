@@ -1,3 +1,4 @@
+import { withNodeFlags } from './runtime/node-flags.js';
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism, hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
@@ -330,6 +331,8 @@ async function runPrimary(options: NodeOptions, logger: Logger): Promise<void> {
   const limits = new MemoryLimitStore();
   let failed: ((err: Error) => void) | undefined;
 
+  // Workers get the runtime flags of bin/gatehouse.js even when the primary was started without them.
+  cluster.setupPrimary({ execArgv: withNodeFlags(process.execArgv) });
   const fork = (n: number) => {
     const w = cluster.fork({ GATEHOUSE_WORKER_ID: String(n), GATEHOUSE_NODE_ID: nodeId });
     workers.set(n, w);

@@ -96,3 +96,13 @@ export function snapshotGatehouse(dir) {
   symlinkSync(join(ROOT, 'node_modules'), join(root, 'node_modules'), 'dir');
   return root;
 }
+
+/**
+ * The node flags bin/gatehouse.js runs with (its `#!/usr/bin/env -S node ...` line), so the bench
+ * starts `node <flags> bin/gatehouse.js` exactly as the installed command runs.
+ */
+export function gatehouseNodeFlags(root = ROOT) {
+  const first = readFileSync(join(root, 'bin', 'gatehouse.js'), 'utf8').split('\n', 1)[0];
+  const m = /^#!\S*env -S node(.*)$/.exec(first);
+  return m ? m[1].trim().split(/\s+/).filter(Boolean) : [];
+}

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { startProcess, cleanEnv, httpGet } from './procs.mjs';
 import { startNginxProxy, startNginxTlsProxy } from './nginx.mjs';
-import { ensurePeer, ROOT } from './setup.mjs';
+import { ensurePeer, gatehouseNodeFlags, ROOT } from './setup.mjs';
 import { manyRoutes, requestList, rotatingLua } from './routes.mjs';
 
 const PATH = '/api/hello';
@@ -29,7 +29,7 @@ function startGatehouse(ctx, name, port, config, workers = 1, { tls = false } = 
   writeFileSync(file, JSON.stringify(config));
   const listen = tls ? ['--proxy-listen', '127.0.0.1:0', '--proxy-listen-tls', `127.0.0.1:${port}`] : ['--proxy-listen', `127.0.0.1:${port}`];
   const args = [join(ctx.gatehouseRoot ?? ROOT, 'bin', 'gatehouse.js'), 'start', '--config', file, ...listen, '--admin-listen', 'off', '--workers', String(workers), '--grace-period', '1'];
-  return startProcess(name, process.execPath, [...(ctx.nodeArgs ?? []), ...args], { logFile: join(ctx.dir, `${name}.out`) });
+  return startProcess(name, process.execPath, [...gatehouseNodeFlags(ctx.gatehouseRoot ?? ROOT), ...(ctx.nodeArgs ?? []), ...args], { logFile: join(ctx.dir, `${name}.out`) });
 }
 
 /**
