@@ -82,12 +82,12 @@ class RoundRobinBalancer implements Balancer {
 }
 
 /**
- * The available address with the lowest `(inflight + 1) / weight` (compared by cross
- * multiplication, exact for integer weights). The scan starts after the previous pick, so ties
- * (e.g. idle addresses of equal weight) are used in turn rather than always the first.
+ * Picks the available address with the lowest score; the scan starts after the previous pick, so
+ * ties (e.g. idle addresses of equal weight) are used in turn rather than always the first.
+ * least-connections and latency differ only in the score.
  */
-class LeastConnectionsBalancer implements Balancer {
-  readonly algorithm = 'least-connections' as const;
+abstract class LowestScoreBalancer implements Balancer {
+  abstract readonly algorithm: Algorithm;
   private readonly addresses: readonly Address[];
   private next = 0;
 
@@ -95,44 +95,7 @@ class LeastConnectionsBalancer implements Balancer {
     this.addresses = addresses.slice();
   }
 
-  pick(_hashKey: string | undefined, exclude: readonly Address[] | undefined): Address | undefined {
-    const addresses = this.addresses;
-    const n = addresses.length;
-    let best: Address | undefined;
-    let bestIndex = -1;
-    for (let k = 0; k < n; k++) {
-      let i = this.next + k;
-      if (i >= n) i -= n;
-      const a = addresses[i]!;
-      if (!available(a, exclude)) continue;
-      // (a.inflight + 1) / a.weight < (best.inflight + 1) / best.weight
-      if (best === undefined || (a.inflight + 1) * best.weight < (best.inflight + 1) * a.weight) {
-        best = a;
-        bestIndex = i;
-      }
-    }
-    if (best !== undefined) this.next = bestIndex + 1 >= n ? 0 : bestIndex + 1;
-    return best;
-  }
-
-  observe(): void {}
-}
-
-/**
- * Peak-EWMA, as Finagle's `PeakEwma` balancer: a response slower than the average replaces it at
- * once (peaks count fully), faster ones pull it down with a time-based decay (LATENCY_DECAY_MS).
- * The pick is the available address with the lowest `ewma * (inflight + 1) / weight`; an address
- * never measured (ewma 0) scores 0, so each new address gets tried first. Ties rotate as in
- * least-connections.
- */
-class LatencyBalancer implements Balancer {
-  readonly algorithm = 'latency' as const;
-  private readonly addresses: readonly Address[];
-  private next = 0;
-
-  constructor(addresses: readonly Address[]) {
-    this.addresses = addresses.slice();
-  }
+  protected abstract score(a: Address, now: number): number;
 
   pick(_hashKey: string | undefined, exclude: readonly Address[] | undefined): Address | undefined {
     const addresses = this.addresses;
@@ -146,9 +109,7 @@ class LatencyBalancer implements Balancer {
       if (i >= n) i -= n;
       const a = addresses[i]!;
       if (!available(a, exclude)) continue;
-      // Decayed to now, so a target that was slow once is tried again as its score fades (Finagle).
-      const ewma = a.ewma === 0 ? 0 : a.ewma * Math.exp(-(now - a.ewmaAt) / LATENCY_DECAY_MS);
-      const score = (ewma * (a.inflight + 1)) / a.weight;
+      const score = this.score(a, now);
       if (best === undefined || score < bestScore) {
         best = a;
         bestIndex = i;
@@ -159,7 +120,34 @@ class LatencyBalancer implements Balancer {
     return best;
   }
 
-  observe(address: Address, ms: number, now: number): void {
+  observe(_address: Address, _ms: number, _now: number): void {}
+}
+
+/** The available address with the lowest `(inflight + 1) / weight`. */
+class LeastConnectionsBalancer extends LowestScoreBalancer {
+  readonly algorithm = 'least-connections' as const;
+
+  protected score(a: Address): number {
+    return (a.inflight + 1) / a.weight;
+  }
+}
+
+/**
+ * Peak-EWMA, as Finagle's `PeakEwma` balancer: a response slower than the average replaces it at
+ * once (peaks count fully), faster ones pull it down with a time-based decay (LATENCY_DECAY_MS).
+ * The pick is the available address with the lowest `ewma * (inflight + 1) / weight`, the average
+ * decayed to now, so a target that was slow once is tried again as its score fades; an address
+ * never measured (ewma 0) scores 0, so each new address gets tried first.
+ */
+class LatencyBalancer extends LowestScoreBalancer {
+  readonly algorithm = 'latency' as const;
+
+  protected score(a: Address, now: number): number {
+    const ewma = a.ewma === 0 ? 0 : a.ewma * Math.exp(-(now - a.ewmaAt) / LATENCY_DECAY_MS);
+    return (ewma * (a.inflight + 1)) / a.weight;
+  }
+
+  override observe(address: Address, ms: number, now: number): void {
     if (!(ms >= 0) || !Number.isFinite(ms)) return;
     if (ms > address.ewma) {
       address.ewma = ms;
