@@ -1,6 +1,7 @@
 import { declarativeId } from '../lib/uuid.js';
 import { formatAt, type ConfigDocument, type DocPath } from './doc.js';
 import { TABLES, TABLE_ORDER, foreignFieldTo, type ForeignField, type TableName } from './tables.js';
+import { refKey } from '../lib/ref-key.js';
 
 /** One entity of the document, wherever it sits (top level or nested), with its references resolved. */
 export class Entity {
@@ -31,15 +32,6 @@ export class Entity {
   }
 }
 
-function refKey(ref: unknown): string | undefined {
-  if (typeof ref === 'string') return ref;
-  if (ref && typeof ref === 'object') {
-    const r = ref as { id?: unknown; name?: unknown; username?: unknown };
-    const v = r.id ?? r.name ?? r.username;
-    return typeof v === 'string' ? v : undefined;
-  }
-  return undefined;
-}
 
 const EMPTY: readonly Entity[] = Object.freeze([]);
 

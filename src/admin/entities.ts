@@ -10,6 +10,7 @@ import { badRequest, fieldViolation, foreignKeyViolation, primaryKeyViolation, r
 import { validateAgainst } from '../config/validate.js';
 import { parseAt } from './doc.js';
 import { certInfo } from '../tls/x509.js';
+import { refKey } from '../lib/ref-key.js';
 
 /**
  * One change to the document in the making: operations are applied copy-on-write as they are
@@ -70,15 +71,6 @@ export interface Scope {
   parent: Entity;
 }
 
-function refKey(ref: unknown): string | undefined {
-  if (typeof ref === 'string') return ref;
-  if (ref && typeof ref === 'object' && !Array.isArray(ref)) {
-    const r = ref as { id?: unknown; name?: unknown; username?: unknown };
-    const v = r.id ?? r.name ?? r.username;
-    return typeof v === 'string' ? v : undefined;
-  }
-  return undefined;
-}
 
 const PEM = /-----BEGIN [A-Z0-9 ]+-----[\s\S]+-----END [A-Z0-9 ]+-----/;
 

@@ -12,6 +12,7 @@ import { checkCertificates, type NormalCertificate } from '../tls/certificates.j
 import { checkUpstreams, type NormalUpstream } from '../upstream/normalize.js';
 import { checkCaCertificates, type NormalCaCertificate } from '../tls/ca-certificates.js';
 import { checkTlsPolicy, DEFAULT_TLS_POLICY, type TlsPolicy } from '../tls/policy.js';
+import { refKey } from '../lib/ref-key.js';
 
 export interface NormalService {
   id: string;
@@ -126,14 +127,6 @@ function parseServiceUrl(url: string): { protocol: string; host: string; port: n
   return { protocol, host, port: u.port ? Number(u.port) : undefined, path: u.pathname && url.replace(/^[a-z]+:\/\/[^/]*/i, '') ? u.pathname : undefined };
 }
 
-function refKey(ref: unknown): string | undefined {
-  if (typeof ref === 'string') return ref;
-  if (ref && typeof ref === 'object') {
-    const r = ref as { id?: string; name?: string; username?: string };
-    return r.id ?? r.name ?? r.username;
-  }
-  return undefined;
-}
 
 /**
  * Validates a parsed config document whole and returns the flat model, or throws ConfigError

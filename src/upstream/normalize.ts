@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import type { TargetConfig, UpstreamConfig } from './schema.js';
+import { refKey } from '../lib/ref-key.js';
 
 /** A target after validation: host and port split, Kong's default port filled in. */
 export interface NormalTarget {
@@ -47,14 +48,6 @@ export function parseTarget(value: string): { host: string; port: number; target
   return { host: lower, port: n, target: `${family === 6 ? `[${lower}]` : lower}:${n}` };
 }
 
-function refKey(ref: unknown): string | undefined {
-  if (typeof ref === 'string') return ref;
-  if (ref && typeof ref === 'object') {
-    const r = ref as { id?: string; name?: string };
-    return r.id ?? r.name;
-  }
-  return undefined;
-}
 
 const NEEDS: Record<string, keyof UpstreamConfig | undefined> = { header: 'hash_on_header', cookie: 'hash_on_cookie', query_arg: 'hash_on_query_arg', uri_capture: 'hash_on_uri_capture' };
 const NEEDS_FALLBACK: Record<string, keyof UpstreamConfig | undefined> = {
