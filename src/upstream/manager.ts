@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import type { Logger } from '../observability/logger.js';
 import type { PoolManager, PoolOptions, UpstreamPool } from '../proxy/pool.js';
 import type { NormalUpstream } from './normalize.js';
+import type { Exchange } from '../pipeline/exchange.js';
 import { HostResolver } from './dns.js';
 import { UpstreamRuntime, type TargetAddress } from './runtime.js';
 
@@ -81,6 +82,15 @@ export class ServiceUpstream {
       this.pools.set(address.key, pool);
     }
     return pool;
+  }
+
+  /**
+   * A target for a call the gateway makes on its own behalf (a plugin's background request):
+   * its pool and the Host header it expects; undefined when no target is healthy.
+   */
+  pickFor(ex: Exchange): { pool: UpstreamPool; hostHeader: string } | undefined {
+    const address = this.runtime.pick(ex, undefined);
+    return address && { pool: this.poolFor(address), hostHeader: address.hostHeader };
   }
 
   poolKeys(): Iterable<string> {

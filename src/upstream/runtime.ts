@@ -209,7 +209,10 @@ export class UpstreamRuntime {
   }
 
   private targetHealth(s: TargetState): TargetHealth {
-    const addresses = s.addresses.map((a) => ({ ip: a.ip, port: a.port, weight: a.weight, health: this.health.status(a).health, reason: this.health.status(a).reason }));
+    const addresses = s.addresses.map((a) => {
+      const { health, reason } = this.health.status(a);
+      return { ip: a.ip, port: a.port, weight: a.weight, health, reason };
+    });
     const available = s.addresses.filter((a) => a.healthy).reduce((n, a) => n + a.weight, 0);
     const total = s.addresses.reduce((n, a) => n + a.weight, 0);
     let health: TargetHealth['health'];

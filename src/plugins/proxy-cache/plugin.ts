@@ -310,7 +310,18 @@ export function create(config: ProxyCacheConfig, deps: PluginDeps): ProxyCacheIn
     if (typeof entry.headers['last-modified'] === 'string') headers['if-modified-since'] = entry.headers['last-modified'];
     const query = varyParams && ex.upstreamQuery === ex.query ? keepParams(st.params, varyParams) : ex.upstreamQuery;
     const path = query === null ? ex.upstreamPath : `${ex.upstreamPath}?${query}`;
-    backgroundFetch(service.pool.dispatcher, { path, headers: headers as Record<string, string | string[]>, timeoutMs: service.readTimeout, maxBodySize: store.maxBodySize })
+    // A balanced service has no single origin: the refresh goes to one of its targets.
+    let dispatcher = service.pool.dispatcher;
+    if (service.upstream) {
+      const target = service.upstream.pickFor(ex);
+      if (!target) {
+        revalidating.delete(slot);
+        return;
+      }
+      dispatcher = target.pool.dispatcher;
+      if (headers.host === service.hostHeader) headers.host = target.hostHeader;
+    }
+    backgroundFetch(dispatcher, { path, headers: headers as Record<string, string | string[]>, timeoutMs: service.readTimeout, maxBodySize: store.maxBodySize })
       .then((res) => {
         if (disposed) return undefined;
         const at = now();

@@ -40,6 +40,25 @@ describe('proxy-cache: stale-while-revalidate', () => {
     assert.equal(fresh.headers.age, '0');
   });
 
+  it('on a service balanced over an upstream, the background refresh goes to a target with its Host', async () => {
+    const c = clock();
+    const up = await startSwitchableUpstream();
+    cleanup.push(up.close);
+    const port = new URL(up.url).port;
+    const doc = cached(up.url, { cache_ttl: 10, stale_while_revalidate: 30 }) as { services: Record<string, unknown>[] };
+    const gw = await startCacheGateway(
+      { ...doc, upstreams: [{ name: 'cache.pool', targets: [{ target: `localhost:${port}` }] }], services: [{ ...doc.services[0], url: undefined, host: 'cache.pool' }] },
+      c.now,
+    );
+    cleanup.push(gw.close);
+    await send(`${gw.url}/b`);
+    c.advance(15);
+    assert.equal(status(await send(`${gw.url}/b`)), 'Hit');
+    await eventually(() => gw.cache().stats.stored === 2);
+    assert.equal(up.hits, 2);
+    assert.equal(up.requests[1]!.headers.host, `localhost:${port}`);
+  });
+
   it('beyond the window the request goes upstream (Refresh, with storage_ttl keeping the entry)', async () => {
     const c = clock();
     const { up, gw } = await setup({ cache_ttl: 10, stale_while_revalidate: 5, storage_ttl: 3600 }, c);
