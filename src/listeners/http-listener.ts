@@ -7,6 +7,7 @@ import type { Duplex } from 'node:stream';
 import type { RequestHandler } from '../pipeline/handler.js';
 import { ALLOWED_METHODS, normalizeHttp2Request, normalizeRequest, unsupportedVersionStatus, validateHttp2Request, validateRequest, type Rejection } from './request-validation.js';
 import { http2ResponseClass, type Http2Response } from './http2-response.js';
+import { Http1Server } from './http1-server.js';
 import type { Logger } from '../observability/logger.js';
 import type { TlsContexts } from '../tls/contexts.js';
 import { secureServerOptions, type TlsBinding } from '../tls/server.js';
@@ -84,7 +85,7 @@ const HTTP2_IDLE_TIMEOUT_MS = SERVER_OPTIONS.keepAliveTimeout;
  * the certificate is chosen per handshake from the live snapshot.
  */
 export class HttpListener {
-  readonly server: http.Server | TlsServer;
+  readonly server: Http1Server | TlsServer;
   private draining = false;
   private readonly handler: RequestHandler;
   private readonly logger: Logger;
@@ -115,27 +116,38 @@ export class HttpListener {
       Object.assign(server, SERVER_OPTIONS);
       this.server = server;
       this.watchTls(server, tls);
+      this.watchTlsRequests(server);
     } else {
-      this.server = http.createServer(SERVER_OPTIONS, (req, res) => this.onRequest(req, res, false));
+      this.server = new Http1Server(
+        { maxHeaderSize: SERVER_OPTIONS.maxHeaderSize, keepAliveTimeout: SERVER_OPTIONS.keepAliveTimeout, headersTimeout: SERVER_OPTIONS.headersTimeout },
+        {
+          request: (req, res, expectsContinue) => this.onRequest(req as unknown as IncomingMessage, res as unknown as ServerResponse, expectsContinue),
+          clientError: (err, socket) => this.onClientError(err, socket),
+        },
+      );
     }
+  }
+
+  /** A request node's parser refused (or whose head timed out): a JSON error answer, then close. */
+  private onClientError(err: Error & { code?: string; rawPacket?: Buffer }, socket: Duplex): void {
+    if (!socket.writable || err.code === 'ECONNRESET') {
+      socket.destroy();
+      return;
+    }
+    const status = parseErrorStatus(err);
+    endSocket(socket, status);
+    this.logger.info({ type: 'access', status, reason: `parse error (${err.code ?? err.message})`, client_ip: (socket as Socket).remoteAddress }, 'request rejected');
+  }
+
+  /** The TLS listener's node server events: Expect: 100-continue, parser errors and CONNECT. */
+  private watchTlsRequests(server: TlsServer): void {
     // With a listener here node leaves "100 Continue" to us: a request we refuse gets its final
     // status at once instead of an invitation to send a body first.
-    this.server.on('checkContinue', (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2Response) => {
-      if (tls) this.onTlsRequest(req, res, true);
-      else this.onRequest(req as IncomingMessage, res as ServerResponse, true);
-    });
-    this.server.on('clientError', (err: Error & { code?: string; rawPacket?: Buffer }, socket: Duplex) => {
-      if (!socket.writable || err.code === 'ECONNRESET') {
-        socket.destroy();
-        return;
-      }
-      const status = parseErrorStatus(err);
-      endSocket(socket, status);
-      logger.info({ type: 'access', status, reason: `parse error (${err.code ?? err.message})`, client_ip: (socket as Socket).remoteAddress }, 'request rejected');
-    });
+    server.on('checkContinue', (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2Response) => this.onTlsRequest(req, res, true));
+    server.on('clientError', (err: Error & { code?: string; rawPacket?: Buffer }, socket: Duplex) => this.onClientError(err, socket));
     // CONNECT arrives here rather than as a request; validation refuses it like any other invalid
     // request. Over HTTP/2 node passes the stream's request and response instead of a socket.
-    this.server.on('connect', (req: IncomingMessage | Http2ServerRequest, socket: Duplex | Http2Response) => {
+    server.on('connect', (req: IncomingMessage | Http2ServerRequest, socket: Duplex | Http2Response) => {
       if (this.http2Response && socket instanceof this.http2Response) {
         this.reject(req as Http2ServerRequest, socket, { status: 405, reason: 'CONNECT is not supported', headers: { allow: ALLOWED_METHODS } });
         return;
@@ -180,7 +192,7 @@ export class HttpListener {
    * for a client certificate; SNI handshakes read the live certificates themselves.
    */
   useCertificates(contexts: TlsContexts): void {
-    if (!this.tls || this.server instanceof http.Server) return;
+    if (!this.tls || this.server instanceof Http1Server) return;
     if (this.defaultKey === contexts.key) return;
     this.defaultKey = contexts.key;
     this.server.setSecureContext(this.tls.defaultOptions(contexts));
@@ -267,14 +279,14 @@ export class HttpListener {
     this.draining = true;
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     // An allowHTTP1 Http2SecureServer has it too (for its HTTP/1.1 connections); the typings omit it.
-    (this.server as http.Server).closeIdleConnections();
+    (this.server as unknown as Http1Server).closeIdleConnections();
     // GOAWAY: the client opens no new streams here; streams in flight finish, then the session closes.
     for (const session of this.sessions) session.close();
     return closed;
   }
 
   forceClose(): void {
-    if (this.server instanceof http.Server) return this.server.closeAllConnections();
+    if (this.server instanceof Http1Server) return this.server.closeAllConnections();
     for (const session of this.sessions) session.destroy();
     for (const socket of this.sockets) socket.destroy();
   }

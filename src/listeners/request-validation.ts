@@ -243,7 +243,7 @@ const FIRST_WINS = new Set([
   'last-modified', 'location', 'max-forwards', 'proxy-authorization', 'referer', 'retry-after', 'server', 'user-agent',
 ]);
 
-function headersFromRaw(raw: string[]): IncomingHttpHeaders {
+export function headersFromRaw(raw: string[]): IncomingHttpHeaders {
   const out: Record<string, string | string[]> = {};
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase();
@@ -256,7 +256,7 @@ function headersFromRaw(raw: string[]): IncomingHttpHeaders {
   return out as IncomingHttpHeaders;
 }
 
-function distinctFromRaw(raw: string[]): NodeJS.Dict<string[]> {
+export function distinctFromRaw(raw: string[]): NodeJS.Dict<string[]> {
   const out: NodeJS.Dict<string[]> = {};
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase();

@@ -10,30 +10,9 @@
  */
 import net from 'node:net';
 import tls from 'node:tls';
-import { createRequire } from 'node:module';
 import type { Readable } from 'node:stream';
 import type { HeaderMap } from '../pipeline/exchange.js';
-
-// node:http's parser binding; the public API does not expose a standalone response parser.
-const { HTTPParser } = createRequire(import.meta.url)('_http_common') as { HTTPParser: HTTPParserClass };
-
-interface HTTPParserInstance {
-  initialize(type: number, resource: object, maxHeaderSize: number, lenient: number): void;
-  execute(data: Buffer): number | Error;
-  finish(): number | Error | undefined;
-  close(): void;
-  free(): void;
-  [key: number]: unknown;
-}
-interface HTTPParserClass {
-  new (): HTTPParserInstance;
-  RESPONSE: number;
-  kOnHeaders: number;
-  kOnHeadersComplete: number;
-  kOnBody: number;
-  kOnMessageComplete: number;
-  kOnExecute: number;
-}
+import { HTTPParser, type HTTPParserInstance } from '../lib/llhttp.js';
 
 /** Coded upstream failures; the handler maps them to 502/504 and decides about retries. */
 export const UpstreamErrors = {
