@@ -10,6 +10,11 @@ export interface HTTPParserInstance {
   finish(): number | Error | undefined;
   close(): void;
   free(): void;
+  /** Reads a net socket's handle directly (C++), as node:http does; results arrive at kOnExecute. */
+  consume(handle: object): void;
+  unconsume(): void;
+  /** A copy of the bytes of the read being executed. */
+  getCurrentBuffer(): Buffer;
   [key: number]: unknown;
 }
 
