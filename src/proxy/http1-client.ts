@@ -131,6 +131,8 @@ class Connection {
   idleTimeout: number | undefined;
   /** Set when a response completed during parser.execute(); acted on once execute returns. */
   private completed: { reusable: boolean } | undefined;
+  /** The socket handle llhttp reads directly (plain TCP); undefined: reads arrive as 'data' events. */
+  private readonly handle: StreamHandle | undefined;
   /** Parser callbacks arrived with no request outstanding: the upstream sent extra bytes. */
   private broken = false;
   /** The socket's current inactivity timeout (ms; -1: none set). */
@@ -170,7 +172,15 @@ class Connection {
       this.call = undefined;
       this.completed = { reusable };
     };
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    const handle = (socket as unknown as SocketInternals)._handle;
+    if (!(socket instanceof tls.TLSSocket) && handle?.isStreamBase === true && handle._consumed !== true) {
+      // As node:http's server: llhttp reads the handle itself, so a read skips the socket's stream
+      // machinery ('data' event, read-more tick). EOF and errors still reach the socket.
+      handle._consumed = true;
+      this.handle = handle;
+      parser[HTTPParser.kOnExecute] = (ret: number | Error) => this.afterExecute(ret);
+      parser.consume(handle);
+    } else socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('end', () => this.onEnd());
     socket.on('close', () => this.onClose());
     socket.on('error', (err) => this.fail(err as UpstreamError));
@@ -189,13 +199,41 @@ class Connection {
     this.socket.setTimeout(ms);
   }
 
+  /** After llhttp executed a read of the consumed handle. */
+  private afterExecute(ret: number | Error): void {
+    // Reads bypass the socket, so its inactivity timer is restarted here (node:http does the same).
+    (this.socket as unknown as SocketInternals)._unrefTimer();
+    if (!this.alive) return;
+    if (this.call === undefined && this.completed === undefined) {
+      // Bytes with no request outstanding: the upstream broke framing; never reuse this connection.
+      this.destroy();
+      return;
+    }
+    this.executed(ret);
+  }
+
+  /** Pauses reading (the client is slower than the upstream). */
+  pauseReading(): void {
+    if (this.handle !== undefined) this.handle.readStop();
+    else this.socket.pause();
+  }
+
+  resumeReading(): void {
+    if (!this.alive) return;
+    if (this.handle !== undefined) this.handle.readStart();
+    else this.socket.resume();
+  }
+
   private onData(chunk: Buffer): void {
     if (!this.call) {
       // Bytes with no request outstanding: the upstream broke framing; never reuse this connection.
       this.destroy();
       return;
     }
-    const out = this.parser.execute(chunk);
+    this.executed(this.parser.execute(chunk));
+  }
+
+  private executed(out: number | Error): void {
     if (out instanceof Error) {
       this.completed = undefined;
       return this.fail(upstreamError(UpstreamErrors.BAD_RESPONSE, `invalid response from upstream: ${(out as { code?: string }).code ?? out.message}`, out));
@@ -233,7 +271,7 @@ class Connection {
       call.fail(upstreamError(stale ? UpstreamErrors.STALE : UpstreamErrors.CLOSED, stale ? 'kept-alive upstream connection was closed' : 'upstream closed the connection'));
     }
     this.pool.forget(this);
-    this.parser.close();
+    this.releaseParser();
     this.socket.destroy();
   }
 
@@ -248,6 +286,11 @@ class Connection {
     );
   }
 
+  private releaseParser(): void {
+    if (this.handle !== undefined) this.parser.unconsume();
+    this.parser.close();
+  }
+
   fail(err: UpstreamError): void {
     const call = this.call;
     this.call = undefined;
@@ -259,7 +302,7 @@ class Connection {
     if (!this.alive) return;
     this.alive = false;
     this.pool.forget(this);
-    this.parser.close();
+    this.releaseParser();
     this.socket.destroy();
   }
 }
@@ -444,7 +487,7 @@ class Call implements RequestHandle {
     if (this.finished) return;
     if (!this.sink.onData(chunk) && !this.paused) {
       this.paused = true;
-      this.connection?.socket.pause();
+      this.connection?.pauseReading();
     }
   }
 
@@ -455,7 +498,7 @@ class Call implements RequestHandle {
     this.finished = true;
     const c = this.connection;
     this.connection = undefined;
-    if (this.paused) c?.socket.resume();
+    if (this.paused) c?.resumeReading();
     // An answer before the whole request body was sent leaves the connection mid-request: not reusable.
     const reusable = this.keepAlive && this.bodyDone;
     if (!this.bodyDone) this.stopBody();
@@ -478,7 +521,7 @@ class Call implements RequestHandle {
   resume(): void {
     if (!this.paused) return;
     this.paused = false;
-    this.connection?.socket.resume();
+    this.connection?.resumeReading();
   }
 
   abort(): void {
@@ -488,6 +531,18 @@ class Call implements RequestHandle {
     this.connection?.destroy();
     this.connection = undefined;
   }
+}
+
+/** The parts of net.Socket node:http itself relies on to let llhttp read the handle. */
+interface SocketInternals {
+  _handle?: StreamHandle | null;
+  _unrefTimer(): void;
+}
+interface StreamHandle {
+  isStreamBase?: boolean;
+  _consumed?: boolean;
+  readStart(): number;
+  readStop(): number;
 }
 
 function writeChunk(socket: net.Socket, chunk: Buffer): boolean {
