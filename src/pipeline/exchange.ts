@@ -88,6 +88,8 @@ export class Exchange {
   tried: Address[] | undefined;
   /** hash_on "cookie" gave the client a new cookie: the Set-Cookie value to add to the response. */
   balancerCookie: string | undefined;
+  /** Internal: the upstream attempt in progress, told when the client connection closes. */
+  inFlight: { clientClosed(): void } | undefined;
 
   constructor(req: IncomingMessage, res: ServerResponse, requestId: string, startedAt: number) {
     this.req = req;
@@ -123,5 +125,6 @@ export class Exchange {
     this.authenticatedGroups = undefined;
     this.tried = undefined;
     this.balancerCookie = undefined;
+    this.inFlight = undefined;
   }
 }

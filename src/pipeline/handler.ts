@@ -57,7 +57,10 @@ export class RequestHandler {
     const snap = this.deps.holder.acquire();
     this.deps.stats.requests++;
     const ex = new Exchange(req, res, this.deps.ids.next(), performance.now());
-    res.once('close', () => this.finish(ex, snap));
+    res.once('close', () => {
+      ex.inFlight?.clientClosed();
+      this.finish(ex, snap);
+    });
     try {
       const pending = this.process(ex, snap);
       if (pending) pending.catch((err) => this.fail(ex, snap, err, undefined));
@@ -574,8 +577,8 @@ class UpstreamCall implements ResponseSink {
   /** Response hooks are still running (async): body chunks wait here. */
   private waiting: Buffer[] | undefined;
   private endedWhileWaiting = false;
-  private readonly onClientClose: () => void;
-  private readonly onDrain: () => void;
+  /** Resumes the upstream once the client took what was written (set while waiting for 'drain'). */
+  private onDrain: (() => void) | undefined;
   /** The balanced target's in-flight count was given back. */
   private settled = false;
 
@@ -589,14 +592,24 @@ class UpstreamCall implements ResponseSink {
     private readonly address: TargetAddress | undefined,
     private readonly upstream: UpstreamRuntime | undefined,
   ) {
-    this.onClientClose = () => {
-      if (!ex.res.writableFinished) {
-        this.handle?.abort();
-        this.settle();
-      }
-    };
-    this.onDrain = () => this.handle?.resume();
-    ex.res.once('close', this.onClientClose);
+    // The handler's one 'close' listener tells this attempt (no listener per attempt).
+    ex.inFlight = this;
+  }
+
+  /** The client connection closed: stop the upstream call unless the response was complete. */
+  clientClosed(): void {
+    if (this.ex.res.writableFinished) return;
+    this.handle?.abort();
+    this.settle();
+  }
+
+  /** This attempt is over: no more client events for it. */
+  private detach(res: Exchange['res']): void {
+    if (this.ex.inFlight === this) this.ex.inFlight = undefined;
+    if (this.onDrain !== undefined) {
+      res.off('drain', this.onDrain);
+      this.onDrain = undefined;
+    }
   }
 
   /** Gives back the target's in-flight slot (once per attempt). */
@@ -652,7 +665,6 @@ class UpstreamCall implements ResponseSink {
       return;
     }
     res.writeHead(this.ex.status, this.ex.responseHeaders as Record<string, string | string[]>);
-    res.on('drain', this.onDrain);
   }
 
   onData(chunk: Buffer): boolean {
@@ -674,7 +686,16 @@ class UpstreamCall implements ResponseSink {
       this.begin(undefined);
       for (const c of pending) res.write(c);
     }
-    return res.write(chunk);
+    if (res.write(chunk)) return true;
+    // The client is slower than the upstream: the upstream pauses until the client drains.
+    if (this.onDrain === undefined) {
+      this.onDrain = () => {
+        this.onDrain = undefined;
+        this.handle?.resume();
+      };
+      res.once('drain', this.onDrain);
+    }
+    return false;
   }
 
   onEnd(): void {
@@ -684,8 +705,7 @@ class UpstreamCall implements ResponseSink {
       return;
     }
     const res = this.ex.res;
-    res.off('drain', this.onDrain);
-    res.off('close', this.onClientClose);
+    this.detach(res);
     if (res.destroyed) return;
     if (this.chunks) {
       const body = this.handler.transformBody(this.ex, Buffer.concat(this.chunks, this.size), this.bodyPlugins!);
@@ -709,8 +729,7 @@ class UpstreamCall implements ResponseSink {
     }
     this.settle();
     const res = this.ex.res;
-    res.off('drain', this.onDrain);
-    res.off('close', this.onClientClose);
+    this.detach(res);
     if (!this.started || (!res.headersSent && (this.chunks || this.waiting))) {
       if (this.started) this.ex.reason = 'upstream failed mid-body';
       this.waiting = undefined;

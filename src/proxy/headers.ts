@@ -17,6 +17,8 @@ const SET_BY_GATEWAY = new Set(['host', 'expect']);
 
 function connectionTokens(value: string | undefined): Set<string> | undefined {
   if (!value) return undefined;
+  // Nearly every message says one of these, and both name only hop-by-hop fields dropped anyway.
+  if (value === 'keep-alive' || value === 'close' || value === 'Keep-Alive' || value === 'Close') return undefined;
   const out = new Set<string>();
   for (const token of value.split(',')) {
     const t = token.trim().toLowerCase();
