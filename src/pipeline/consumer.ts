@@ -1,7 +1,7 @@
 import type { Exchange, HeaderMap } from './exchange.js';
 import type { Consumer, Credential } from '../config/consumers.js';
 
-/** Identity headers the gateway owns: a client's copies are always removed before any plugin runs. */
+/** Identity headers the gateway owns: a client's copies are dropped when the upstream headers are built, before any plugin runs. */
 export const IDENTITY_HEADERS = [
   'x-consumer-id',
   'x-consumer-username',
@@ -14,12 +14,6 @@ export const IDENTITY_HEADERS = [
   'x-client-cert-subject',
   'x-client-cert-fingerprint',
 ] as const;
-
-export function removeIdentityHeaders(h: HeaderMap): void {
-  // Runs on every request and the headers are almost never there: V8's `delete` of a missing
-  // property costs several times a lookup (measured: 9 checked deletes < 7 plain ones).
-  for (const name of IDENTITY_HEADERS) if (h[name] !== undefined) delete h[name];
-}
 
 /**
  * Records who the request is from and sets Kong's upstream identity headers. `identifier` is what

@@ -12,7 +12,7 @@ import { upstreamPathV0, upstreamPathV1 } from '../router/upstream-path.js';
 import { requestHeadersForUpstream, responseHeadersFromRaw } from '../proxy/headers.js';
 import { UpstreamErrors, type RequestBody, type RequestHandle, type ResponseSink, type UpstreamError } from '../proxy/http1-client.js';
 import { EMPTY_CHAIN } from '../config/compile.js';
-import { removeIdentityHeaders } from './consumer.js';
+import { IDENTITY_HEADERS } from './consumer.js';
 import type { TargetAddress, UpstreamRuntime } from '../upstream/runtime.js';
 
 export interface HandlerDeps {
@@ -24,6 +24,8 @@ export interface HandlerDeps {
   stats: { requests: number };
 }
 
+/** Identity headers the gateway owns: a client's copies are dropped before any plugin runs. */
+const CLIENT_MAY_NOT_SEND: ReadonlySet<string> = new Set(IDENTITY_HEADERS);
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 /** Failures before anything reached the upstream: retried for any method. */
 const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL', UpstreamErrors.CONNECT_TIMEOUT]);
@@ -222,7 +224,7 @@ export class RequestHandler {
 
   private prepareUpstreamHeaders(ex: Exchange, snap: Snapshot, strippedPrefix: string | undefined): void {
     const req = ex.req;
-    const h = requestHeadersForUpstream(req.rawHeaders, req.headers.connection);
+    const h = requestHeadersForUpstream(req.rawHeaders, req.headers.connection, CLIENT_MAY_NOT_SEND);
     const peer = req.socket.remoteAddress ?? '';
     const trusted = !snap.settings.trusted.empty && snap.settings.trusted.has(peer);
     const xff = h['x-forwarded-for'];
@@ -236,7 +238,6 @@ export class RequestHandler {
       else delete h['x-forwarded-prefix'];
     }
     h['x-real-ip'] = ex.clientIp;
-    removeIdentityHeaders(h);
     if (snap.settings.viaHeader) {
       const via = `${req.httpVersion} ${this.via}`;
       const prev = h.via;

@@ -29,15 +29,17 @@ function connectionTokens(value: string | undefined): Set<string> | undefined {
 
 /**
  * Upstream request headers from the client's raw header list: lower-case names, repeated headers
- * kept as arrays, hop-by-hop headers (and those named by Connection) removed. TE survives only as
+ * kept as arrays, hop-by-hop headers (and those named by Connection) removed, and the names in
+ * `owned` (headers only the gateway may set) dropped in the same pass. TE survives only as
  * "trailers".
  */
-export function requestHeadersForUpstream(raw: string[], connection: string | undefined): HeaderMap {
+export function requestHeadersForUpstream(raw: string[], connection: string | undefined, owned: ReadonlySet<string>): HeaderMap {
   const named = connectionTokens(connection);
   const out: HeaderMap = {};
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase();
     const value = raw[i + 1]!;
+    if (owned.has(name)) continue;
     if (HOP_BY_HOP.has(name) || SET_BY_GATEWAY.has(name) || named?.has(name)) {
       if (name === 'te' && /(^|,)\s*trailers\s*(,|$)/i.test(value)) out.te = 'trailers';
       continue;
