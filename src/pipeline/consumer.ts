@@ -1,4 +1,4 @@
-import type { Exchange, HeaderMap } from './exchange.js';
+import type { Exchange } from './exchange.js';
 import type { Consumer, Credential } from '../config/consumers.js';
 
 /** Identity headers the gateway owns: a client's copies are dropped when the upstream headers are built, before any plugin runs. */
