@@ -19,7 +19,7 @@ import net from 'node:net';
 import { EventEmitter } from 'node:events';
 import { Readable } from 'node:stream';
 import { STATUS_CODES, type IncomingHttpHeaders } from 'node:http';
-import { HTTPParser, PARSER_METHODS, type HTTPParserInstance, type ParserError } from '../lib/llhttp.js';
+import { HTTPParser, PARSER_METHODS, consumeSocket, socketReadActivity, type HTTPParserInstance, type ParserError, type StreamHandle } from '../lib/llhttp.js';
 import { distinctFromRaw, headersFromRaw } from './request-validation.js';
 
 export interface Http1ServerOptions {
@@ -125,16 +125,8 @@ class Connection {
       req?.bodyComplete();
     };
     socket.setTimeout(server.options.keepAliveTimeout);
-    const handle = (socket as unknown as SocketInternals)._handle;
-    if (handle?.isStreamBase === true && handle._consumed !== true) {
-      // As node:http: llhttp reads the socket's handle itself, so a read reaches the parser without
-      // passing through the socket's stream machinery ('data' event, read-more tick): ~1.5 µs per
-      // request measured. EOF and errors still reach the socket ('end', 'close').
-      handle._consumed = true;
-      this.handle = handle;
-      parser[HTTPParser.kOnExecute] = (ret: number | ParserError) => this.afterExecute(ret);
-      parser.consume(handle);
-    } else socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    this.handle = consumeSocket(parser, socket, (ret) => this.afterExecute(ret));
+    if (this.handle === undefined) socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('end', () => this.onEnd());
     socket.on('close', () => this.onClose());
     socket.on('error', () => {
@@ -153,8 +145,7 @@ class Connection {
 
   /** After llhttp executed a read of the consumed handle. */
   private afterExecute(ret: number | ParserError): void {
-    // Reads bypass the socket, so its inactivity timer is restarted here (node:http does the same).
-    (this.socket as unknown as SocketInternals)._unrefTimer();
+    socketReadActivity(this.socket);
     if (this.stopped) return;
     if (typeof ret !== 'number') {
       ret.rawPacket = this.parser.getCurrentBuffer();
@@ -360,18 +351,6 @@ class Connection {
     if (this.handle !== undefined) this.parser.unconsume();
     this.parser.close();
   }
-}
-
-/** The parts of net.Socket node:http itself relies on to let llhttp read the handle. */
-interface SocketInternals {
-  _handle?: StreamHandle | null;
-  _unrefTimer(): void;
-}
-interface StreamHandle {
-  isStreamBase?: boolean;
-  _consumed?: boolean;
-  readStart(): number;
-  readStop(): number;
 }
 
 /** Node's ECONNRESET "aborted" error of a request whose connection closed mid-body. */

@@ -12,7 +12,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { Readable } from 'node:stream';
 import type { HeaderMap } from '../pipeline/exchange.js';
-import { HTTPParser, type HTTPParserInstance } from '../lib/llhttp.js';
+import { HTTPParser, consumeSocket, socketReadActivity, type HTTPParserInstance, type StreamHandle } from '../lib/llhttp.js';
 
 /** Coded upstream failures; the handler maps them to 502/504 and decides about retries. */
 export const UpstreamErrors = {
@@ -172,15 +172,9 @@ class Connection {
       this.call = undefined;
       this.completed = { reusable };
     };
-    const handle = (socket as unknown as SocketInternals)._handle;
-    if (!(socket instanceof tls.TLSSocket) && handle?.isStreamBase === true && handle._consumed !== true) {
-      // As node:http's server: llhttp reads the handle itself, so a read skips the socket's stream
-      // machinery ('data' event, read-more tick). EOF and errors still reach the socket.
-      handle._consumed = true;
-      this.handle = handle;
-      parser[HTTPParser.kOnExecute] = (ret: number | Error) => this.afterExecute(ret);
-      parser.consume(handle);
-    } else socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    // TLS sockets keep 'data' events (their handle is the TLS layer's).
+    this.handle = socket instanceof tls.TLSSocket ? undefined : consumeSocket(parser, socket, (ret) => this.afterExecute(ret));
+    if (this.handle === undefined) socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('end', () => this.onEnd());
     socket.on('close', () => this.onClose());
     socket.on('error', (err) => this.fail(err as UpstreamError));
@@ -201,8 +195,7 @@ class Connection {
 
   /** After llhttp executed a read of the consumed handle. */
   private afterExecute(ret: number | Error): void {
-    // Reads bypass the socket, so its inactivity timer is restarted here (node:http does the same).
-    (this.socket as unknown as SocketInternals)._unrefTimer();
+    socketReadActivity(this.socket);
     if (!this.alive) return;
     if (this.call === undefined && this.completed === undefined) {
       // Bytes with no request outstanding: the upstream broke framing; never reuse this connection.
@@ -531,18 +524,6 @@ class Call implements RequestHandle {
     this.connection?.destroy();
     this.connection = undefined;
   }
-}
-
-/** The parts of net.Socket node:http itself relies on to let llhttp read the handle. */
-interface SocketInternals {
-  _handle?: StreamHandle | null;
-  _unrefTimer(): void;
-}
-interface StreamHandle {
-  isStreamBase?: boolean;
-  _consumed?: boolean;
-  readStart(): number;
-  readStop(): number;
 }
 
 function writeChunk(socket: net.Socket, chunk: Buffer): boolean {
