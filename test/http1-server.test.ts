@@ -298,3 +298,20 @@ test('through the gateway: an upstream response without Content-Length is chunke
   assert.ok(old.text.endsWith('\r\n\r\nstreamed answer'), JSON.stringify(old.text));
   assert.equal(old.closedByServer, true);
 });
+
+test('a request after an answer that closed the connection is not served, even when it arrived in the same packet', async () => {
+  const seen: string[] = [];
+  const { port } = await serve((req, res) => {
+    seen.push(req.url!);
+    // The server decides to close (as the listener does for a refused request); the client did not ask.
+    res.shouldKeepAlive = false;
+    hello(req, res, false);
+  });
+  const r = await exchange(port, ['GET /last HTTP/1.1\r\nHost: x\r\n\r\nGET /after HTTP/1.1\r\nHost: x\r\n\r\n']);
+  assert.deepEqual(
+    responses(r.text).map((x) => x.body),
+    ['hello /last'],
+  );
+  assert.deepEqual(seen, ['/last']);
+  assert.equal(r.closedByServer, true);
+});

@@ -62,6 +62,8 @@ function codedError(message: string, code: string): ParserError {
 /** Body paused for the request stream's backpressure, or for pipelined requests piling up. */
 const PAUSED_BODY = 1;
 const PAUSED_WAITING = 2;
+/** Nothing more is read: the connection closes once its last answer is written. */
+const PAUSED_STOPPED = 4;
 
 /** One client connection: parser, the response being written and the pipelined requests behind it. */
 class Connection {
@@ -188,6 +190,9 @@ class Connection {
     keepAlive: boolean,
   ): number {
     this.headStartedAt = 0;
+    // A request after the connection stopped reading (a final response, a parse error) is not
+    // served: llhttp reading the handle may still parse what the client sent meanwhile.
+    if (this.stopped) return 0;
     if (upgrade) this.upgradeAsked = true;
     let raw = headers;
     if (raw === undefined) {
@@ -264,6 +269,7 @@ class Connection {
   private finishWriting(): void {
     this.stopped = true;
     this.waiting.length = 0;
+    this.pause(PAUSED_STOPPED);
     this.socket.end();
   }
 
