@@ -14,15 +14,16 @@ async function waitFor(what: string, cond: () => boolean, timeoutMs = 5000): Pro
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const ips = (r: ResolvedHost) => r.addresses.map((a) => a.ip);
 
-describe('dns: HostResolver.resolve', () => {
-  let server: TestDnsServer;
-  let resolver: HostResolver;
-  before(async () => {
-    server = await TestDnsServer.start();
-    resolver = new HostResolver({ servers: [server.address], timeoutMs: 500, tries: 1 });
-  });
-  after(() => server.close());
+// One DNS server and resolver for the file: each test uses its own host names.
+let server: TestDnsServer;
+let resolver: HostResolver;
+before(async () => {
+  server = await TestDnsServer.start();
+  resolver = new HostResolver({ servers: [server.address], timeoutMs: 500, tries: 1 });
+});
+after(() => server.close());
 
+describe('dns: HostResolver.resolve', () => {
   it('resolves A records with their TTL', async () => {
     server.set('api.test', [{ ip: '10.1.2.3', ttl: 42 }]);
     assert.deepEqual(await resolver.resolve('api.test'), { addresses: [{ ip: '10.1.2.3', family: 4 }], ttl: 42 });
@@ -85,14 +86,6 @@ describe('dns: HostResolver.resolve', () => {
 });
 
 describe('dns: HostResolver.watch', () => {
-  let server: TestDnsServer;
-  let resolver: HostResolver;
-  before(async () => {
-    server = await TestDnsServer.start();
-    resolver = new HostResolver({ servers: [server.address], timeoutMs: 500, tries: 1 });
-  });
-  after(() => server.close());
-
   it('re-resolves after the TTL and calls onChange once per change', async () => {
     server.set('watch.test', [{ ip: '10.0.0.1', ttl: 1 }]);
     const changes: string[][] = [];
